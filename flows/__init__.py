@@ -1,0 +1,1 @@
+"""The imperative shell: Prefect flows, settings and the command line."""

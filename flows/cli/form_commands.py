@@ -1,0 +1,5 @@
+"""Commands: (to be filled)."""
+
+from __future__ import annotations
+
+COMMANDS: list = []

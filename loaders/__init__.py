@@ -1,0 +1,1 @@
+"""All IO that is not orchestration: workbooks, envelopes, inbox, store, mail. No Prefect."""

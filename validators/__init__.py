@@ -1,0 +1,1 @@
+"""Pure validation of the form sheet: the pandera schema, value rules and form rules. No IO."""
