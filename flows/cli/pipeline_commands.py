@@ -1,5 +1,92 @@
-"""Commands: (to be filled)."""
+"""Commands: `run` (the process-inbox flow once), `apply` (one form by hand), `demo`."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from flows.cli.options import db_option
+
+
+def quiet_prefect(level: str = "INFO") -> None:
+    """Prefect settings for a local run: no analytics (no network here), our logger captured."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "delegation")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", level)
+
+
+@click.command()
+@click.option("--inbox", "inbox_url", envvar="DELEGATION_INBOX_URL", required=True,
+              help="s3://bucket/prefix or a folder  [DELEGATION_INBOX_URL]")
+@db_option
+@click.option("--private-key", envvar="DELEGATION_PRIVATE_KEY_FILE", required=True,
+              help="intake private key file(s), ':'-separated for rotation  [DELEGATION_PRIVATE_KEY_FILE]")
+@click.option("--outbox", "outbox_dir", envvar="DELEGATION_OUTBOX_DIR", type=click.Path(file_okay=False),
+              help="write each email as DIR/<message-id>.eml  [DELEGATION_OUTBOX_DIR]")
+@click.option("--smtp", "smtp_url", envvar="DELEGATION_SMTP_URL",
+              help="smtp://user:pass@host:port or smtp+starttls://...  [DELEGATION_SMTP_URL]")
+@click.option("--report-json", type=click.Path(dir_okay=False), help="write the run report here")
+@click.option("--require-signature", is_flag=True, default=None, envvar="DELEGATION_REQUIRE_SIGNATURE",
+              help="quarantine forms not signed by a known submitter  [DELEGATION_REQUIRE_SIGNATURE=1]")
+def run(inbox_url, db_url, private_key, outbox_dir, smtp_url, report_json, require_signature) -> None:
+    """Process every form waiting in the inbox once, then exit.
+
+    Exit 0 when every form reached an end state (applied, rejected, duplicate or quarantined),
+    1 when some file must wait for the next run, 2 when the run itself could not go on.
+    """
+    if outbox_dir and smtp_url:
+        raise click.UsageError("give --outbox or --smtp, not both")
+    if not (outbox_dir or smtp_url):
+        outbox_dir = "outbox"
+    # The key's path travels by environment, never as a flow parameter (Prefect stores those).
+    os.environ["DELEGATION_PRIVATE_KEY_FILE"] = private_key
+    quiet_prefect()
+    from flows.process_inbox import process_inbox
+
+    try:
+        result = process_inbox(inbox_url=inbox_url, db_url=db_url, outbox_dir=outbox_dir, smtp_url=smtp_url,
+                               require_signature=require_signature, report_json=report_json)
+    except Exception as exc:  # noqa: BLE001 - the scheduler needs one clear line and an exit code
+        click.echo(f"delegation run: the run could not go on: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(2)
+    counts = ", ".join(f"{n} {status}" for status, n in result["counts"].items())
+    click.echo(f"{len(result['forms'])} form(s): {counts}")
+    if result["failures"]:
+        click.echo(f"{len(result['failures'])} file(s) stay in the inbox for the next run", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("form", type=click.Path(exists=True, dir_okay=False))
+@db_option
+@click.option("--private-key", envvar="DELEGATION_PRIVATE_KEY_FILE",
+              help="to open a sealed form  [DELEGATION_PRIVATE_KEY_FILE]")
+def apply(form, db_url, private_key) -> None:
+    """Validate one workbook against the directory and, if valid, apply it as one transaction.
+
+    Prints the outcome as one JSON object shaped like a report entry. Exit 0 applied or
+    duplicate, 1 rejected, 2 unusable input.
+    """
+    from flows.manual import apply_file
+
+    outcome = apply_file(Path(form), db_url=db_url, private_key=private_key)
+    click.echo(json.dumps(outcome.to_report(), indent=2, ensure_ascii=False))
+    sys.exit({"applied": 0, "duplicate": 0, "rejected": 1}.get(str(outcome.status), 2))
+
+
+@click.command()
+@click.option("--dir", "base", default="demo", show_default=True, type=click.Path(file_okay=False),
+              help="where the demo keeps its database, inbox, outbox and keys (wiped first)")
+def demo(base) -> None:
+    """The whole pipeline on embedded defaults: SQLite, a folder inbox, sample forms, .eml outbox."""
+    quiet_prefect("WARNING")
+    from flows.demo import run_demo
+
+    run_demo(Path(base))
+
+
+COMMANDS = [run, apply, demo]
