@@ -53,6 +53,17 @@ class Grant:
     status: GrantStatus
 
 
+@dataclass(frozen=True, slots=True)
+class Submitter:
+    """An account manager who may drop forms; `public_key` is the PEM or base64 of their signing key."""
+
+    submitter_id: str
+    name: str
+    email: str
+    public_key: str
+    status: str  # 'active' or 'revoked'
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What the directory says about one form's requester, delegate and accounts.
@@ -60,7 +71,8 @@ class Snapshot:
     - `accounts`: the form's accounts that exist, by id;
     - `roles`: (customer_id, person_id) -> role, for the requester and delegate on those customers;
     - `grants`: (account_id, person_id) -> grant, the delegate's grants on the form's accounts;
-    - `delegate_active_customers`: customers on whose accounts the delegate holds active access.
+    - `delegate_active_customers`: those of the form's customers on whose accounts the delegate
+      holds active access (the accepted "first account").
     """
 
     requester: Person | None

@@ -1,0 +1,193 @@
+"""Applying one form as one transaction: grants, an audit row per account, the form's row.
+
+Concurrency (row locks, READ COMMITTED): the form's row is created if missing and locked, so the
+same workbook applied twice at once is applied once and found a duplicate once; then the delegate's
+`people` row is locked, so every apply and revoke touching one delegate runs one after the other.
+The snapshot is read only after that lock, inside the transaction, so each form is judged and
+planned on the state the previous one committed: the end state is that of one order or the other.
+On SQLite, BEGIN IMMEDIATE already serialises every writer (FOR UPDATE renders as nothing there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from grants.errors import FormError
+from grants.form import DelegateForm
+from grants.outcome import Status, sla_due
+from grants.plan import Plan, plan
+from grants.rules import check
+from loaders.store.schema import audit, forms, grants, people, utcnow
+from loaders.store.snapshot import load_snapshot
+from loaders.store.sql import insert_for, insert_rows, upsert
+
+
+@dataclass
+class ApplyResult:
+    """`status`: applied, duplicate (the same content was applied before) or rejected (`errors`)."""
+
+    status: Status
+    errors: list[FormError] = field(default_factory=list)
+    plan: Plan | None = None
+    completed_at: datetime | None = None
+
+
+def apply_form(
+    uow,
+    form: DelegateForm,
+    sha256: str,
+    *,
+    received_at: datetime,
+    submitted_by: str | None = None,
+    now: datetime | None = None,
+) -> ApplyResult:
+    """Judge `form` against the directory and apply it, in the unit of work's transaction.
+
+    Nothing is committed here: the caller commits (with whatever else belongs to the same
+    transaction, e.g. the outbox) or the unit of work rolls everything back.
+    """
+    conn: Connection = uow.conn
+    now = now or utcnow()
+    summary = {
+        "requester_email": form.requester.email,
+        "delegate_email": form.delegate.email,
+        "submitted_by": submitted_by,
+        "accounts": len(form.lines),
+        "received_at": received_at,
+        "sla_due": sla_due(received_at),
+        "updated_at": now,
+    }
+    if lock_form_row(conn, sha256, summary) == "applied":
+        return ApplyResult(Status.DUPLICATE)
+    lock_person(conn, form.delegate.email)
+    snap = load_snapshot(conn, form)
+    errors = check(form, snap)
+    if errors:
+        _finish_form(conn, sha256, {**summary, "status": "rejected", "completed_at": now})
+        return ApplyResult(Status.REJECTED, errors, None, now)
+
+    the_plan = plan(form, snap)
+    delegate = snap.delegate
+    assert delegate is not None  # check() refuses a form without one
+    write_grants(conn, the_plan, sha256, now)
+    insert_audit(
+        conn,
+        [
+            {
+                "at": now,
+                "action": str(c.action),
+                "account_id": c.account_id,
+                "person_id": delegate.person_id,
+                "email": delegate.email,
+                "old_level": c.old_level and str(c.old_level),
+                "new_level": str(c.new_level),
+                "form_sha256": sha256,
+                "requester_email": form.requester.email,
+                "submitted_by": submitted_by,
+                "actor_email": form.requester.email,
+            }
+            for c in the_plan.changes
+        ],
+    )
+    _finish_form(
+        conn,
+        sha256,
+        {
+            **summary,
+            "status": "applied",
+            "completed_at": now,
+            "grants_created": the_plan.created,
+            "grants_updated": the_plan.updated,
+            "grants_unchanged": the_plan.unchanged,
+        },
+    )
+    return ApplyResult(Status.APPLIED, [], the_plan, now)
+
+
+def record_rejected(
+    uow,
+    sha256: str,
+    *,
+    received_at: datetime,
+    requester_email: str | None,
+    delegate_email: str | None,
+    submitted_by: str | None,
+    accounts: int = 0,
+    now: datetime | None = None,
+) -> bool:
+    """Record a form rejected before the directory was consulted; False if that content was applied."""
+    conn: Connection = uow.conn
+    now = now or utcnow()
+    values = {
+        "sha256": sha256,
+        "status": "rejected",
+        "requester_email": requester_email,
+        "delegate_email": delegate_email,
+        "submitted_by": submitted_by,
+        "accounts": accounts,
+        "grants_created": 0,
+        "grants_updated": 0,
+        "grants_unchanged": 0,
+        "received_at": received_at,
+        "completed_at": now,
+        "sla_due": sla_due(received_at),
+        "updated_at": now,
+    }
+    stmt = insert_for(conn.dialect.name, forms).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["sha256"],
+        set_={k: stmt.excluded[k] for k in values if k != "sha256"},
+        where=forms.c.status != "applied",
+    )
+    return conn.execute(stmt.returning(forms.c.sha256)).first() is not None
+
+
+def lock_form_row(conn: Connection, sha256: str, summary: dict) -> str | None:
+    """Make sure the form's row exists and lock it; its status before this judgement (None: new)."""
+    # RETURNING, not rowcount: SQLAlchemy 2.1 reports -1 as the rowcount of an INSERT on psycopg.
+    inserted = conn.execute(
+        insert_for(conn.dialect.name, forms)
+        .values(sha256=sha256, status="rejected", **summary)  # final status set before commit
+        .on_conflict_do_nothing()
+        .returning(forms.c.sha256)
+    ).first()
+    status = conn.execute(sa.select(forms.c.status).where(forms.c.sha256 == sha256).with_for_update()).scalar_one()
+    return None if inserted is not None else status
+
+
+def lock_person(conn: Connection, email: str) -> str | None:
+    """Lock the person's row (every change to their grants queues here); their id, or None."""
+    return conn.execute(
+        sa.select(people.c.person_id).where(people.c.email == email).with_for_update()
+    ).scalar_one_or_none()
+
+
+def write_grants(conn: Connection, the_plan: Plan, sha256: str, now: datetime) -> None:
+    """Upsert the new and changed grants as active at the form's level (one statement)."""
+    rows = [
+        {
+            "account_id": c.account_id,
+            "person_id": the_plan.person_id,
+            "access_level": str(c.new_level),
+            "status": "active",
+            "form_sha256": sha256,
+            "updated_at": now,
+        }
+        for c in the_plan.changes
+        if c.writes
+    ]
+    upsert(conn, grants, rows, key=("account_id", "person_id"), update=("access_level", "status", "form_sha256"))
+
+
+def insert_audit(conn: Connection, rows: list[dict]) -> None:
+    """Append audit rows (one statement)."""
+    insert_rows(conn, audit, rows)
+
+
+def _finish_form(conn: Connection, sha256: str, values: dict) -> None:
+    defaults = {"grants_created": 0, "grants_updated": 0, "grants_unchanged": 0}
+    conn.execute(sa.update(forms).where(forms.c.sha256 == sha256).values({**defaults, **values}))

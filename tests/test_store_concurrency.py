@@ -1,0 +1,135 @@
+"""Two transactions applying forms for the same delegate at once, on PostgreSQL with two connections.
+
+The store serialises them with row locks (the form's row, then the delegate's `people` row, taken
+before the snapshot is read): the end state is that of one order or the other, and no audit row is
+lost. A slow hook holds the first lock long enough that the second transaction really waits on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from store_builders import BIZ, DIRECTORY, LAN, MINH, RECEIVED, form_of, grant_levels, sha
+
+from grants.form import AccessLevel
+from grants.outcome import Status
+from loaders.store import Store, apply_form
+from loaders.store import apply as apply_module
+
+pytestmark = pytest.mark.postgres
+
+HIGH, FULL = AccessLevel.HIGH, AccessLevel.FULL
+ACCOUNTS = BIZ[:15]  # Minh (a direct employee) holds Read Only on 1000000001 before
+FORMS = {1: form_of(LAN, MINH, ACCOUNTS, HIGH), 2: form_of(LAN, MINH, ACCOUNTS, FULL)}
+HOLD = 0.4  # seconds the first transaction keeps the delegate's lock
+
+
+@pytest.fixture
+def stores(pg_url):
+    first, second = Store.connect(pg_url), Store.connect(pg_url)  # two engines: two connections
+    first.load_directory(DIRECTORY)
+    yield first, second
+    first.dispose()
+    second.dispose()
+
+
+def run_at_once(stores, jobs: dict[int, int]) -> dict[int, object]:
+    """Apply FORMS[form] under sha(n) for each n -> form, each in its own thread and transaction."""
+    barrier, results, failures = threading.Barrier(len(jobs)), {}, []
+
+    def work(store, n, form):
+        try:
+            barrier.wait()
+            with store.unit_of_work() as uow:
+                results[n] = apply_form(uow, FORMS[form], sha(n), received_at=RECEIVED)
+                uow.commit()
+        except Exception as exc:
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(target=work, args=(s, n, f), name=f"form-{n}")
+        for s, (n, f) in zip(stores, jobs.items(), strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not failures, failures
+    return results
+
+
+def test_two_forms_for_the_same_delegate_and_accounts_end_as_one_order_or_the_other(stores, monkeypatch):
+    timeline: list[tuple[str, str, float]] = []
+    real_lock = apply_module.lock_person
+
+    def slow_lock(conn, email):
+        name = threading.current_thread().name
+        timeline.append(("waits", name, time.monotonic()))
+        person_id = real_lock(conn, email)
+        timeline.append(("locked", name, time.monotonic()))
+        time.sleep(HOLD)  # keep the lock while the other transaction arrives
+        return person_id
+
+    monkeypatch.setattr(apply_module, "lock_person", slow_lock)
+    results = run_at_once(stores, {1: 1, 2: 2})
+    assert {n: r.status for n, r in results.items()} == {1: Status.APPLIED, 2: Status.APPLIED}
+
+    locked = [name for event, name, _ in timeline if event == "locked"]
+    first, second = (int(name.split("-")[1]) for name in locked)
+    waits = {name: t for event, name, t in timeline if event == "waits"}
+    got_lock = {name: t for event, name, t in timeline if event == "locked"}
+    # the overlap was real: the second asked for the lock while the first held it, and waited
+    assert waits[f"form-{second}"] < got_lock[f"form-{first}"] + HOLD
+    assert got_lock[f"form-{second}"] >= got_lock[f"form-{first}"] + HOLD
+
+    # the state of the serial order first -> second
+    level = {1: "High", 2: "Full"}
+    store = stores[0]
+    assert {a: grant_levels(store, "P-MINH")[a] for a in ACCOUNTS} == dict.fromkeys(ACCOUNTS, (level[second], "active"))
+    assert results[first].plan.counts() == {"created": 14, "updated": 1, "unchanged": 0}
+    assert results[second].plan.counts() == {"created": 0, "updated": 15, "unchanged": 0}
+    audit = store.audit_rows(person_email="minh@nguyenfoods.example")
+    assert len(audit) == 30
+    assert [r["form_sha256"] for r in audit] == [sha(first)] * 15 + [sha(second)] * 15
+    assert {(r["old_level"], r["new_level"]) for r in audit[15:]} == {(level[first], level[second])}
+    grants = {g["account_id"]: g["form_sha256"] for g in store.grants_rows() if g["person_id"] == "P-MINH"}
+    assert {grants[a] for a in ACCOUNTS} == {sha(second)}
+
+
+def test_the_same_workbook_applied_twice_at_once_is_applied_once_and_a_duplicate_once(stores):
+    # the same content (same sha256) at once: the form's row lock makes the second a duplicate
+    barrier, statuses = threading.Barrier(2), []
+
+    def work(store):
+        barrier.wait()
+        with store.unit_of_work() as uow:
+            statuses.append(apply_form(uow, FORMS[2], sha(9), received_at=RECEIVED).status)
+            uow.commit()
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(statuses) == [Status.APPLIED, Status.DUPLICATE]
+    assert len(stores[0].audit_rows(form=sha(9))) == 15
+
+
+def test_without_the_delegate_lock_the_same_race_would_lose_an_update(stores, monkeypatch):
+    # The control experiment: it shows the test above can fail. Here the lock is skipped and both
+    # transactions read their snapshot before either commits.
+    real_snapshot = apply_module.load_snapshot
+    barrier = threading.Barrier(2)
+
+    def racing_snapshot(conn, form):
+        snap = real_snapshot(conn, form)
+        barrier.wait(10)  # both have read the same state
+        return snap
+
+    monkeypatch.setattr(apply_module, "lock_person", lambda conn, email: None)
+    monkeypatch.setattr(apply_module, "load_snapshot", racing_snapshot)
+    results = run_at_once(stores, {1: 1, 2: 2})
+    # both planned from the same state: the later one's audit rows do not show the earlier's levels
+    assert results[1].plan.counts() == results[2].plan.counts() == {"created": 14, "updated": 1, "unchanged": 0}

@@ -1,0 +1,159 @@
+"""The schema, its migration, the unit of work, time zones, SQLite's locking and the append-only audit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from loaders.store import Store
+from loaders.store import migrate as migrate_module
+from loaders.store.schema import audit, customers, forms, metadata
+
+AUDIT_ROW = {
+    "at": datetime(2026, 11, 23, 14, 0, tzinfo=UTC),
+    "action": "granted",
+    "account_id": "1000000001",
+    "person_id": "P-ALEX",
+    "email": "alex@consult.example",
+    "new_level": "High",
+}
+
+
+@pytest.fixture
+def store(db_url):
+    s = Store.connect(db_url)
+    yield s
+    s.dispose()
+
+
+def test_the_migration_creates_exactly_the_tables_the_code_uses(store):
+    assert migrate_module.current_revision(store.engine) == migrate_module.head_revision()
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == []
+    assert set(sa.inspect(store.engine).get_table_names()) == {*metadata.tables, "alembic_version"}
+
+
+def test_connecting_again_or_upgrading_again_changes_nothing(store, db_url):
+    revision = store.upgrade()
+    again = Store.connect(db_url)
+    try:
+        assert again.upgrade() == revision == migrate_module.head_revision()
+    finally:
+        again.dispose()
+
+
+def test_a_unit_of_work_rolls_back_unless_committed(store):
+    row = {"customer_id": "C1", "name": "Acme", "customer_type": "business", "updated_at": AUDIT_ROW["at"]}
+    with store.unit_of_work() as uow:
+        uow.conn.execute(sa.insert(customers), row)
+    with pytest.raises(ZeroDivisionError), store.unit_of_work() as uow:
+        uow.conn.execute(sa.insert(customers), row)
+        1 / 0  # noqa: B018 - an error before commit
+    with store.reading() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar() == 0
+    with store.unit_of_work() as uow:
+        uow.conn.execute(sa.insert(customers), row)
+        uow.commit()
+    with store.reading() as conn:
+        assert conn.execute(sa.select(customers.c.name)).scalars().all() == ["Acme"]
+
+
+def test_times_come_back_timezone_aware_in_utc_and_naive_times_are_refused(store):
+    tokyo = timezone(timedelta(hours=9))
+    received = datetime(2026, 11, 24, 9, 30, 15, 123456, tzinfo=tokyo)
+    values = {
+        "sha256": "f" * 64,
+        "status": "rejected",
+        "received_at": received,
+        "sla_due": received,
+        "updated_at": received,
+    }
+    with store.unit_of_work() as uow:
+        uow.conn.execute(sa.insert(forms), values)
+        uow.commit()
+    with store.reading() as conn:
+        got = conn.execute(sa.select(forms.c.received_at)).scalar_one()
+    assert got == received and got.utcoffset() == timedelta(0) and got.hour == 0
+    with pytest.raises(sa.exc.StatementError, match="naive"), store.unit_of_work() as uow:
+        uow.conn.execute(sa.insert(forms), {**values, "sha256": "e" * 64, "received_at": datetime(2026, 1, 1)})
+
+
+@pytest.mark.postgres
+def test_the_audit_trail_is_append_only_on_postgresql(pg_url):
+    store = Store.connect(pg_url)
+    try:
+        with store.unit_of_work() as uow:
+            uow.conn.execute(sa.insert(audit), AUDIT_ROW)
+            uow.commit()
+        for statement in (
+            sa.update(audit).values(new_level="Full"),
+            sa.delete(audit),
+            sa.text("TRUNCATE audit"),
+        ):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.unit_of_work() as uow:
+                uow.conn.execute(statement)
+                uow.commit()
+        with store.unit_of_work() as uow:  # appending still works
+            uow.conn.execute(sa.insert(audit), AUDIT_ROW)
+            uow.commit()
+        with store.reading() as conn:
+            assert conn.execute(sa.select(audit.c.new_level)).scalars().all() == ["High", "High"]
+    finally:
+        store.dispose()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys_enforced(sqlite_url):
+    store = Store.connect(sqlite_url)
+    try:
+        with store.reading() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        with pytest.raises(sa.exc.IntegrityError), store.unit_of_work() as uow:
+            uow.conn.exec_driver_sql(
+                "INSERT INTO accounts (account_id, customer_id, status, updated_at) "
+                "VALUES ('1000000001', 'C-NOPE', 'active', '2026-01-01')"
+            )
+    finally:
+        store.dispose()
+
+
+def test_two_sqlite_writers_queue_for_the_lock_instead_of_failing(sqlite_url):
+    store = Store.connect(sqlite_url)
+    holding, order = threading.Event(), []
+    row = {"name": "x", "customer_type": "business", "updated_at": AUDIT_ROW["at"]}
+
+    def first():
+        with store.unit_of_work() as uow:  # BEGIN IMMEDIATE: the write lock is taken here
+            uow.conn.execute(sa.insert(customers), {**row, "customer_id": "C1"})
+            holding.set()
+            time.sleep(0.3)
+            order.append("first commits")
+            uow.commit()
+
+    def second():
+        holding.wait()
+        with store.unit_of_work() as uow:  # waits for the first to commit (busy_timeout)
+            order.append("second starts")
+            n = uow.conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar()
+            uow.conn.execute(sa.insert(customers), {**row, "customer_id": f"C{n + 1}"})
+            uow.commit()
+
+    try:
+        threads = [threading.Thread(target=first), threading.Thread(target=second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert order == ["first commits", "second starts"]
+        with store.reading() as conn:
+            assert sorted(conn.execute(sa.select(customers.c.customer_id)).scalars()) == ["C1", "C2"]
+    finally:
+        store.dispose()
