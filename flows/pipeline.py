@@ -112,7 +112,12 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
     from loaders.store import intake
 
     store, inbox = deps.store, deps.inbox
-    data = inbox.fetch(item.key, MAX_SEALED_BYTES)
+    from loaders.inbox import ItemChanged, ItemMissing
+
+    try:
+        data = inbox.fetch(item.key, MAX_SEALED_BYTES, etag=item.etag)
+    except (ItemMissing, ItemChanged):  # archived by another worker, or replaced since listing
+        return None
     claim = intake.claim(
         store,
         object_key=item.key,
@@ -141,7 +146,7 @@ def _finish_claimed(deps: Deps, claim, item, data: bytes, now: Callable[[], date
     faults.point("after-commit")
     deliver_pending(deps, submission_id=claim.submission_id)
     faults.point("after-delivery")
-    destination = deps.inbox.archive(item.key, str(outcome.status))
+    destination = deps.inbox.archive(item.key, str(outcome.status), etag=item.etag)
     intake.mark_archived(deps.store, claim.submission_id, destination)
     return outcome
 
@@ -251,23 +256,21 @@ def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, p
     mid = mail.message_id_for(claim.sealed_sha256, outcome.key, str(outcome.status))
     if outcome.status is Status.APPLIED:
         lines = [(c.account_id, str(c.new_level), str(c.action)) for c in plan.changes]
-        msg = mail.compose_completed(outcome, lines, to=login, message_id=mid, sender=settings.sender)
+        delegate = verdict.form.delegate
+        msg = mail.compose_completed(outcome, lines, to=login, message_id=mid, sender=settings.sender,
+                                     delegate_name=f"{delegate.first_name} {delegate.last_name}")
         recipients = [login]
-    else:
+    elif login and not any(e.code in REQUESTER_IDENTITY_CODES for e in outcome.errors):
         from loaders.marked import mark_workbook
 
-        marked = mark_workbook(plaintext, outcome.errors)
-        identity_failed = any(e.code in REQUESTER_IDENTITY_CODES for e in outcome.errors)
-        if login and not identity_failed:
-            msg = mail.compose_rejected(outcome, to=login, message_id=mid, sender=settings.sender, marked_workbook=marked)
-            recipients = [login]
-        else:  # the form's address is not known to be the requester's: it is told nothing
-            msg = mail.compose_rejected_to_ops(
-                outcome, to=settings.ops_email, message_id=mid, sender=settings.sender, marked_workbook=marked
-            )
-            recipients = [settings.ops_email]
+        msg = mail.compose_rejected(outcome, to=login, message_id=mid, sender=settings.sender,
+                                    marked_workbook=mark_workbook(plaintext, outcome.errors))
+        recipients = [login]
+    else:  # the form's address is not known to be the requester's: it is told nothing
+        msg = mail.compose_rejected_to_ops(outcome, to=settings.ops_email, message_id=mid, sender=settings.sender)
+        recipients = [settings.ops_email]
     intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome, kind=str(outcome.status),
-                    recipients=recipients, message=bytes(msg))
+                    recipients=recipients, message=mail.as_bytes(msg))
 
 
 def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim) -> None:
@@ -277,7 +280,7 @@ def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim) -> None:
     mid = mail.message_id_for(outcome.key, claim.sealed_sha256, "quarantined")
     msg = mail.compose_quarantined(outcome, to=deps.settings.ops_email, message_id=mid, sender=deps.settings.sender)
     intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome, kind="quarantined",
-                    recipients=[deps.settings.ops_email], message=bytes(msg))
+                    recipients=[deps.settings.ops_email], message=mail.as_bytes(msg))
 
 
 def deliver_pending(deps: Deps, *, submission_id: int | None = None) -> dict[str, int]:

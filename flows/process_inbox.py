@@ -8,6 +8,7 @@ environment (DELEGATION_PRIVATE_KEY_FILE), and no row data ever reaches Prefect.
 
 from __future__ import annotations
 
+import traceback
 import uuid
 from datetime import UTC, datetime
 
@@ -39,7 +40,9 @@ def process_forms(deps: Deps, items: list, run_id: str) -> tuple[list, list[str]
             outcome = process_item(deps, item, run_id=run_id)
         except Exception as exc:  # noqa: BLE001 - one file's trouble must not stop the batch
             # Only the type and key: exception texts may quote data we must not log.
-            logger.error("%s: not finished this run (%s); it stays in the inbox", item.key, type(exc).__name__)
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            logger.error("%s: not finished this run (%s at %s:%s); it stays in the inbox",
+                         item.key, type(exc).__name__, where.filename, where.lineno)
             failed.append(item.key)
             continue
         if outcome is not None:

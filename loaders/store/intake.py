@@ -54,13 +54,15 @@ def claim(store, *, object_key: str, sealed_sha256: str, received_at: datetime, 
         submissions.c.archived_at.is_(None),
     )
     with store.engine.begin() as conn:
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
         inserted = conn.execute(
             store.insert(submissions)
             .values(object_key=object_key, sealed_sha256=sealed_sha256, received_at=received_at,
                     sla_due=sla_due(received_at), status="processing", claimed_by=worker,
                     lease_until=until, attempts=1, run_id=run_id)
             .on_conflict_do_nothing()
-        ).rowcount
+            .returning(submissions.c.id)
+        ).first()
         taken = inserted or conn.execute(
             sa.update(submissions)
             .where(live, sa.or_(submissions.c.lease_until <= now, submissions.c.claimed_by == worker))

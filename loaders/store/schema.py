@@ -200,8 +200,10 @@ submissions = sa.Table(
     sa.Column("archived_at", UTCDateTime),
     sa.Column("archived_key", sa.Text),  # where the sealed original went (archive/... or quarantine/...)
     sa.Column("run_id", sa.Text),
-    sa.UniqueConstraint("object_key", "sealed_sha256"),
     _choice("status", SUBMISSION_STATUSES),
+    # One live claim per dropped file; once archived, the same bytes may be dropped again by name.
+    sa.Index("uq_submissions_live", "object_key", "sealed_sha256", unique=True,
+             sqlite_where=sa.text("archived_at IS NULL"), postgresql_where=sa.text("archived_at IS NULL")),
     sa.Index(None, "status"),
 )
 

@@ -126,9 +126,13 @@ def upgrade() -> None:
             name=op.f("ck_submissions_status_valid"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_submissions")),
-        sa.UniqueConstraint("object_key", "sealed_sha256", name=op.f("uq_submissions_object_key_sealed_sha256")),
     )
     op.create_index(op.f("ix_submissions_status"), "submissions", ["status"])
+    # One live claim per dropped file; once archived, the same bytes may be dropped again by name.
+    op.create_index(
+        "uq_submissions_live", "submissions", ["object_key", "sealed_sha256"], unique=True,
+        sqlite_where=sa.text("archived_at IS NULL"), postgresql_where=sa.text("archived_at IS NULL"),
+    )
 
     op.create_table(
         "submitters",
