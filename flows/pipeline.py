@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -193,7 +194,10 @@ def _judge_safely(plaintext: bytes) -> Verdict:
     except FileRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - a bug must not make a file retry forever
-        log.exception("reading the workbook failed unexpectedly (%s)", type(exc).__name__)
+        # Type and place only: the exception's text could quote the workbook, which must not be logged.
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        log.error("reading the workbook failed unexpectedly (%s at %s:%s)", type(exc).__name__,
+                  where.filename, where.lineno)
         raise FileRejected(Code.NOT_XLSX, "the workbook could not be read") from None
 
 
@@ -229,7 +233,8 @@ def apply_verdict(uow, outcome: Outcome, verdict: Verdict):
     if outcome.status is not Status.APPLIED:
         return None
     plan = result.plan
-    outcome.grants_created, outcome.grants_updated, outcome.grants_unchanged = plan.created, plan.updated, plan.unchanged
+    outcome.grants_created, outcome.grants_updated = plan.created, plan.updated
+    outcome.grants_unchanged = plan.unchanged
     return plan
 
 

@@ -83,7 +83,7 @@ def _load(original: bytes) -> Workbook | None:
     # defusedxml is installed, so openpyxl parses with it; VBA and external links are not kept.
     try:
         return load_workbook(io.BytesIO(original), data_only=False, keep_vba=False, keep_links=False)
-    except Exception:
+    except Exception:  # noqa: BLE001 - see below
         # Whatever openpyxl cannot model (its errors are many and untyped), the requester still
         # deserves the list of errors: the caller gets a workbook holding only that.
         return None

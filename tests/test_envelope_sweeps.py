@@ -48,7 +48,7 @@ def _judge(data: bytes) -> str | None:
     except FileRejected as exc:
         if exc.code.level != "file":
             return f"refused with the non-file code {exc.code}"
-    except Exception as exc:  # any other exception is the failure being looked for
+    except Exception as exc:  # noqa: BLE001 - any other exception is the failure being looked for
         return f"raised {type(exc).__name__}: {exc}"
     else:
         return "opened"

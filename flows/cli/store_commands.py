@@ -86,7 +86,7 @@ def db_upgrade(db_url: str) -> None:
     try:
         before = migrate.current_revision(store.engine)
         now = store.upgrade()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure: said once, clearly, as the command's error
         raise click.ClickException(f"upgrade failed, nothing changed: {exc}") from None
     finally:
         store.dispose()
