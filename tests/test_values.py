@@ -1,4 +1,4 @@
-"""The value rules of one cell (validators.values): what passes, its canonical form, what is refused."""
+"""The value rules of one cell (grants.values): what passes, its canonical form, what is refused."""
 
 from __future__ import annotations
 

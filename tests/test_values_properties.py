@@ -11,6 +11,7 @@ from sheet_builders import COLUMN, errors_of, letter, sheet, valid_rows, with_ce
 
 from grants.errors import Code
 from grants.form import TITLES, AccessLevel, PhoneType
+from grants.values import FORBIDDEN_CHARS
 from validators import (
     InvalidValue,
     clean,
@@ -20,7 +21,6 @@ from validators import (
     normalise_phone,
     validate_sheet,
 )
-from validators.values import FORBIDDEN_CHARS
 
 SHEET = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 VALUES = settings(max_examples=200, deadline=None)

@@ -1,7 +1,10 @@
-"""Pure validation of the form sheet: the pandera schema, value rules and form rules. No IO."""
+"""Pure validation of the form sheet: the pandera schema and the workbook, cell and form rules. No IO.
 
-from validators.form import validate_sheet
-from validators.values import (
+The value rules themselves live in `grants.values` (the store normalises the directory with them
+too); they are re-exported here for the validators' callers.
+"""
+
+from grants.values import (
     InvalidValue,
     clean,
     normalise_access_level,
@@ -11,6 +14,7 @@ from validators.values import (
     normalise_phone,
     normalise_phone_type,
 )
+from validators.form import validate_sheet
 
 __all__ = [
     "InvalidValue",

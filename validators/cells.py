@@ -19,8 +19,8 @@ import pandera.pandas as pa
 from grants.errors import Code, FormError
 from grants.form import COLUMN_LETTERS, LETTER_OF, TITLES
 from grants.sheet import SheetCells
+from grants.values import InvalidValue, forbidden_chars, normalise_account_id
 from validators.schema import ACCOUNT_ID, NORMALISERS, FormSheet
-from validators.values import InvalidValue, forbidden_chars, normalise_account_id
 
 # pandera check name -> the code of a cell that fails it
 CODE_OF_CHECK = {

@@ -5,7 +5,7 @@ case's `index` and `column` name the cell (design.md, habit 6). A blank cell is 
 schema's non-nullable columns report it as `not_nullable`; every other check ignores nulls, so a
 blank cell fails exactly one check.
 
-Value checks call the normalisers of `validators.values` once per distinct value of a column (a
+Value checks call the normalisers of `grants.values` once per distinct value of a column (a
 form repeats the same requester and delegate on every row): one rule, one implementation, shared
 with the store, and still a few hundred microseconds for 500 rows.
 """
@@ -18,10 +18,10 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
+from grants import values
 from grants.form import TITLES
 from grants.sheet import SheetCells
-from validators import values
-from validators.values import InvalidValue, clean
+from grants.values import InvalidValue, clean
 
 (
     REQUESTER_FIRST_NAME,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from grants.errors import Code, FormError
 from grants.form import COLUMN_LETTERS, EXAMPLE_SHEET, FORM_SHEET, TITLES
 from grants.sheet import SheetCells
-from validators.values import clean
+from grants.values import clean
 
 ALLOWED_SHEETS = frozenset({FORM_SHEET, EXAMPLE_SHEET})
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from grants.values import InvalidValue, clean, normalise_email, normalise_name, normalise_phone
 from loaders.store.schema import (
     ACCESS_LEVELS,
     ACCOUNT_STATUSES,
@@ -34,7 +35,6 @@ from loaders.store.schema import (
     submitters,
 )
 from loaders.store.sql import chunks, upsert
-from validators.values import InvalidValue, clean, normalise_email, normalise_name, normalise_phone
 
 _CHUNK = 500  # keys per IN (...) query
 

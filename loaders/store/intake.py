@@ -114,7 +114,7 @@ def form_status(uow, sha256: str) -> str | None:
 
 def requester_login(uow, cells: SheetCells, form: DelegateForm | None) -> str | None:
     """The login email on file when the form's requester details match that login exactly."""
-    from validators.values import normalise_email, normalise_name, normalise_phone
+    from grants.values import normalise_email, normalise_name, normalise_phone
 
     if form is not None:
         who = form.requester
