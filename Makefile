@@ -27,6 +27,7 @@ samples: setup
 	$(BIN)/python sample_forms/make_samples.py
 
 bench: setup
+	$(BIN)/python benchmarks/check_speed.py
 	$(BIN)/python benchmarks/read_speed.py
 	$(BIN)/python benchmarks/apply_speed.py
 
