@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from flows.cli import form_commands, key_commands, pipeline_commands, store_commands
+from flows.cli import form_commands, key_commands, pipeline_commands, report_commands, store_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -16,7 +16,7 @@ def cli() -> None:
     """Bulk Delegate User Forms: sealed workbooks in, audited grants and emails out."""
 
 
-for _module in (form_commands, key_commands, store_commands, pipeline_commands):
+for _module in (form_commands, key_commands, store_commands, pipeline_commands, report_commands):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -6,7 +6,6 @@ DELEGATION_DB_URL. Heavy imports (SQLAlchemy, the store) happen inside the comma
 
 from __future__ import annotations
 
-import csv
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -42,30 +41,14 @@ def _open_store(db_url: str, *, upgrade: bool = True):
 
 def _write_csv(output: Path | None, columns: Sequence[str], rows: Iterable[dict]) -> int:
     """Write rows as CSV (text made safe for spreadsheets, times as ISO 8601 UTC); rows written."""
-    from datetime import datetime
-
-    from grants.escape import safe_cell
-    from grants.outcome import iso
-
-    def cell(value: object) -> object:
-        if value is None:
-            return ""
-        if isinstance(value, datetime):
-            return iso(value)
-        return safe_cell(str(value))
+    from loaders.exports import write_csv
 
     handle = output.open("w", newline="", encoding="utf-8") if output else sys.stdout
     try:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(columns)
-        n = 0
-        for row in rows:
-            writer.writerow([cell(row[c]) for c in columns])
-            n += 1
+        return write_csv(handle, columns, rows)
     finally:
         if output:
             handle.close()
-    return n
 
 
 # ------------------------------------------------------------------------------------- db
@@ -159,26 +142,66 @@ def grants_export(db_url: str, output: Path | None) -> None:
 @click.option("--person", "person_email", metavar="EMAIL", help="Only this person (by email).")
 @click.option("--form", "form_sha256", metavar="SHA256", help="Only what this form did (the workbook's sha256).")
 @click.option("--submitter", metavar="ID", help="Only forms dropped by this submitter (submitter_id).")
-@_output_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "md", "xlsx"]),
+    default="csv",
+    show_default=True,
+    help="csv (cli.md's columns), md (a table to read in a terminal) or xlsx (for Excel; needs -o).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
 def audit(
     db_url: str,
     account: str | None,
     person_email: str | None,
     form_sha256: str | None,
     submitter: str | None,
+    fmt: str,
     output: Path | None,
 ) -> None:
-    """Write the audit trail as CSV, oldest first:
+    """Write the audit trail, oldest first. As CSV:
     at,action,account_id,person_id,email,old_level,new_level,form_sha256,requester_email,submitted_by
-    (action is granted, changed, unchanged or revoked)."""
-    from loaders.store import AUDIT_COLUMNS
+    (action is granted, changed, unchanged or revoked).
 
+    md and xlsx add, for each revoked row, the form that had set the grant it removed (empty when
+    it came from the directory); a revoked row's requester is who removed the access.
+    """
+    import sqlalchemy as sa
+
+    from loaders.store import AUDIT_COLUMNS
+    from loaders.store.reads import audit_rows
+
+    if fmt == "xlsx" and output is None:
+        raise click.UsageError("--format xlsx writes a file: give -o PATH")
+    filters = {"account": account, "person_email": person_email, "form": form_sha256, "submitter": submitter}
     store = _open_store(db_url)
     try:
-        rows = store.audit_rows(account=account, person_email=person_email, form=form_sha256, submitter=submitter)
+        with store.reading() as conn:
+            rows = audit_rows(conn, **filters, grant_source=fmt != "csv")
     finally:
         store.dispose()
-    n = _write_csv(output, AUDIT_COLUMNS, rows)
+    if fmt == "csv":
+        n = _write_csv(output, AUDIT_COLUMNS, rows)
+    else:
+        from loaders.audit_export import audit_markdown, write_audit_xlsx
+
+        shown = {"database": sa.make_url(db_url).render_as_string(hide_password=True)}
+        shown.update({k: v for k, v in filters.items() if v is not None})
+        n = len(rows)
+        if fmt == "xlsx":
+            write_audit_xlsx(output, rows, shown)
+        elif output:
+            output.write_text(audit_markdown(rows, shown), encoding="utf-8")
+        else:
+            click.echo(audit_markdown(rows, shown))
     if output:
         click.echo(f"{n} audit rows written to {output}", err=True)
 
