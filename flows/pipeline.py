@@ -8,16 +8,21 @@ The order is what makes the guarantees of issue 5 hold:
 2. decide, then write the end state, grants, audit rows and outgoing mail in ONE transaction;
 3. after commit, deliver the mail (the outbox row keeps its Message-ID: delivery is idempotent);
 4. only then move the sealed original out of the inbox; a crash anywhere is finished by a later run.
+
+docs/reliability.md states each guarantee and the test that proves it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
+import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from flows import faults
 from flows.settings import Settings
@@ -59,36 +64,118 @@ def judge_workbook(plaintext: bytes) -> Verdict:
     return Verdict(sha256(plaintext), cells, form, list(errors))
 
 
+@dataclass(frozen=True)
+class Tuning:
+    """How hard a run tries before it leaves work for the next one (DELEGATION_* environment).
+
+    mail_retry_seconds: the base of a queued email's backoff between runs (x1, x5, x15, x60);
+    retry_delays: the waits of the inbox listing's and the mail task's retries within a run;
+    connect_delays: the waits between attempts to reach the database at the start of a run.
+    """
+
+    mail_retry_seconds: float = 60.0
+    retry_delays: tuple[float, ...] = (2.0, 5.0, 15.0)
+    connect_delays: tuple[float, ...] = (1.0, 3.0)
+
+    @classmethod
+    def from_env(cls) -> Tuning:
+        env = os.environ
+
+        def delays(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+            text = env.get(name)
+            return default if text is None else tuple(float(x) for x in text.split(",") if x.strip())
+
+        return cls(
+            mail_retry_seconds=float(env.get("DELEGATION_MAIL_RETRY_SECONDS", cls.mail_retry_seconds)),
+            retry_delays=delays("DELEGATION_RETRY_DELAYS", cls.retry_delays),
+            connect_delays=delays("DELEGATION_CONNECT_DELAYS", cls.connect_delays),
+        )
+
+
 class Deps:
     """The run's connections, built once at the entry point and passed in.
 
     A plain class on purpose: Prefect walks dataclass task arguments, and these hold live engines.
+    `mail_down` is the mail circuit breaker: set when the mail server failed this run, so that the
+    other emails wait in the outbox instead of each paying the transport's retries.
     """
 
-    def __init__(self, settings: Settings, store, inbox, transport, private_keys: list[bytes], signers: dict):
+    def __init__(self, settings: Settings, store, inbox, transport, private_keys: list[bytes], signers: dict,
+                 tuning: Tuning | None = None):
         self.settings, self.store, self.inbox, self.transport = settings, store, inbox, transport
         self.private_keys, self.signers = private_keys, signers
+        self.tuning = tuning or Tuning()
+        self.mail_down = False
 
     @classmethod
-    def build(cls, settings: Settings) -> Deps:
+    def build(cls, settings: Settings, tuning: Tuning | None = None) -> Deps:
         from loaders.envelope import load_private_keys
         from loaders.inbox import open_inbox
         from loaders.mail import open_transport
-        from loaders.store import Store
 
         if not settings.inbox_url:
             raise ValueError("no inbox: give --inbox or set DELEGATION_INBOX_URL")
         if not settings.private_key_files:
             raise ValueError("no private key: give --private-key or set DELEGATION_PRIVATE_KEY_FILE")
-        store = Store.connect(settings.db_url)
+        tuning = tuning or Tuning.from_env()
+        private_keys = load_private_keys(settings.private_key_files)
+        store = connect_store(settings.db_url, tuning.connect_delays)
         return cls(
             settings=settings,
             store=store,
             inbox=open_inbox(settings.inbox_url),
             transport=open_transport(outbox_dir=settings.outbox_dir, smtp_url=settings.smtp_url),
-            private_keys=load_private_keys(settings.private_key_files),
+            private_keys=private_keys,
             signers=signers_of(store),
+            tuning=tuning,
         )
+
+
+class ServiceDown(Exception):
+    """The database or the object store is out of reach: the run stops, the files wait for the next."""
+
+
+def connect_store(db_url: str, delays: Iterable[float] = ()):
+    """The store, trying again after each delay while the database refuses connections.
+
+    Statement parameters are kept out of error messages (hide_parameters): they hold form data.
+    """
+    import sqlalchemy.exc
+
+    from loaders.store import Store
+
+    waits = iter(delays)
+    while True:
+        try:
+            return Store.connect(db_url, hide_parameters=True)
+        except sqlalchemy.exc.OperationalError as exc:
+            wait = next(waits, None)
+            if wait is None:
+                raise ServiceDown(f"the database is unreachable: {outage_text(exc)}") from None
+            log.warning("the database is unreachable (%s); trying again in %.0f s", outage_text(exc), wait)
+            time.sleep(wait)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Is this the database or the object store being away (rather than one file's trouble)?"""
+    import sqlalchemy.exc
+
+    from loaders.inbox import InboxUnavailable
+
+    if isinstance(exc, ServiceDown | InboxUnavailable | sqlalchemy.exc.OperationalError
+                  | sqlalchemy.exc.InterfaceError | sqlalchemy.exc.DisconnectionError):
+        return True
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+def outage_text(exc: BaseException) -> str:
+    """One line saying what is away, without statements or their parameters."""
+    import sqlalchemy.exc
+
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}"[:300]
 
 
 def signers_of(store) -> dict:
@@ -106,15 +193,14 @@ def signers_of(store) -> dict:
 
 
 def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] = utcnow) -> Outcome | None:
-    """Bring one waiting file to its end state; None when another worker holds it.
+    """Bring one waiting file to its end state; None when another worker holds it (or finished it).
 
-    IO failures (store, inbox) propagate: the claim's lease expires and a later run retries.
+    IO failures (store, inbox) propagate: the claim is given back and a later run retries.
     """
+    from loaders.inbox import ItemChanged, ItemMissing
     from loaders.store import intake
 
-    store, inbox = deps.store, deps.inbox
-    from loaders.inbox import ItemChanged, ItemMissing
-
+    store, inbox, worker = deps.store, deps.inbox, deps.settings.worker_id
     try:
         data = inbox.fetch(item.key, MAX_SEALED_BYTES, etag=item.etag)
     except (ItemMissing, ItemChanged):  # archived by another worker, or replaced since listing
@@ -124,16 +210,27 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
         object_key=item.key,
         sealed_sha256=sha256(data),
         received_at=item.received_at,
-        worker=deps.settings.worker_id,
+        worker=worker,
         lease_seconds=deps.settings.lease_seconds,
         run_id=run_id,
     )
     if claim is None:
         return None
     try:
+        # Another worker may have finished the file (and released its claim) between our fetch and
+        # our claim: then it has left the inbox, and our claim is on a file already dealt with.
+        try:
+            inbox.fetch(item.key, 0, etag=item.etag)
+        except (ItemMissing, ItemChanged):
+            intake.abandon(store, claim.submission_id, worker=worker)
+            return None
         return _finish_claimed(deps, claim, item, data, now)
+    except intake.LostClaim:
+        log.warning("%s: taken over by another worker (this worker's lease ran out); left to it", item.key)
+        return None
     except BaseException:
-        intake.release(store, claim.submission_id)  # best effort: the lease would expire anyway
+        with contextlib.suppress(Exception):  # the original failure is the one to report
+            intake.release(store, claim.submission_id, worker=worker)  # the lease would expire anyway
         raise
 
 
@@ -148,8 +245,109 @@ def _finish_claimed(deps: Deps, claim, item, data: bytes, now: Callable[[], date
     deliver_pending(deps, submission_id=claim.submission_id)
     faults.point("after-delivery")
     destination = deps.inbox.archive(item.key, str(outcome.status), etag=item.etag)
+    faults.point("after-archive")
     intake.mark_archived(deps.store, claim.submission_id, destination)
     return outcome
+
+
+def finish_unfinished(deps: Deps, waiting_keys: set[str], *, run_id: str) -> list[Outcome]:
+    """Decided files whose worker died after moving them out of the inbox, before recording it.
+
+    Their claims are released and their outcomes reported by this run. Nothing is moved here: a file
+    still (or again) under its key in the inbox is `process_item`'s, whatever its content.
+    """
+    from loaders.inbox import ItemMissing, destination_dir
+    from loaders.store import intake
+
+    done = []
+    for row in intake.unfinished(deps.store):
+        key = row["object_key"]
+        if key in waiting_keys:
+            continue
+        claim = intake.claim(deps.store, object_key=key, sealed_sha256=row["sealed_sha256"],
+                             received_at=row["received_at"], worker=deps.settings.worker_id,
+                             lease_seconds=deps.settings.lease_seconds, run_id=run_id)
+        if claim is None:
+            continue
+        if claim.outcome is None:  # not decided after all: process_item's, when the file is listed
+            intake.release(deps.store, claim.submission_id, worker=deps.settings.worker_id)
+            continue
+        try:
+            deps.inbox.fetch(key, 0)
+        except ItemMissing:
+            pass
+        else:  # it is back in the inbox (dropped again after our listing): the next run's to judge
+            intake.release(deps.store, claim.submission_id, worker=deps.settings.worker_id)
+            continue
+        status = str(claim.outcome.status)
+        wanted = destination_dir(status) + key.removeprefix("inbox/")
+        copies = [k for k in deps.inbox.keys(wanted.rsplit("/", 1)[0] + "/") if _is_copy_name(k, wanted)]
+        if not copies:
+            log.error("%s: decided as %s, but neither in the inbox nor archived; left for a person to look at",
+                      key, status)
+            continue
+        deliver_pending(deps, submission_id=claim.submission_id)
+        intake.mark_archived(deps.store, claim.submission_id, wanted if wanted in copies else copies[-1])
+        log.info("%s: finished a dead worker's %s form (its original is under %s)", key, status, wanted)
+        done.append(claim.outcome)
+    return done
+
+
+def _is_copy_name(key: str, wanted: str) -> bool:
+    """Is `key` the archive name `wanted`, or one of its suffixed variants (name~tag.ext)?"""
+    if key == wanted:
+        return True
+    head, _, name = wanted.rpartition("/")
+    dot = name.find(".", 1)
+    stem, ext = (name, "") if dot < 0 else (name[:dot], name[dot:])
+    rest = key.removeprefix(f"{head}/")
+    return rest.startswith(f"{stem}~") and rest.endswith(ext) and "/" not in rest
+
+
+@dataclass
+class Batch:
+    """What a run did with the files it listed."""
+
+    done: list[Outcome] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # keys that reached no end state this run
+    stopped: str | None = None  # why the run stopped early (a service outage), if it did
+
+
+def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None = None) -> Batch:
+    """Files to their end states, one after the other; one file's trouble never stops the others.
+
+    An outage (database, object store) does: every other file would fail the same way, so they all
+    stay in the inbox, untouched, for the next run.
+    """
+    batch = batch or Batch()
+    for n, item in enumerate(items):
+        if batch.stopped:
+            batch.failed += [i.key for i in items[n:]]
+            break
+        try:
+            outcome = process_item(deps, item, run_id=run_id)
+        except Exception as exc:  # noqa: BLE001 - one file's trouble must not stop the batch
+            batch.failed.append(item.key)
+            if is_outage(exc):
+                batch.stopped = outage_text(exc)
+                log.error("%s: not finished this run: %s is unavailable (%s); stopping, %d file(s) stay in "
+                          "the inbox for the next run", item.key, _service_of(exc), batch.stopped,
+                          len(items) - n)
+                continue
+            # Only the type and place: exception texts may quote data we must not log.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error("%s: not finished this run (%s at %s:%s); it stays in the inbox",
+                      item.key, type(exc).__name__, where.filename, where.lineno)
+            continue
+        if outcome is not None:
+            batch.done.append(outcome)
+    return batch
+
+
+def _service_of(exc: BaseException) -> str:
+    from loaders.inbox import InboxUnavailable
+
+    return "the inbox" if isinstance(exc, InboxUnavailable) else "the database"
 
 
 def decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: datetime, now: datetime) -> Outcome:
@@ -181,7 +379,7 @@ def decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: 
         faults.point("during-apply")
         from loaders.store import intake
 
-        intake.finish(uow, claim.submission_id, outcome)
+        intake.finish(uow, claim.submission_id, outcome, worker=deps.settings.worker_id)
         uow.commit()
     log.info("%s: %s (%d errors)", key, outcome.status, len(outcome.errors))
     return outcome
@@ -289,23 +487,73 @@ def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim) -> None:
 
 
 def deliver_pending(deps: Deps, *, submission_id: int | None = None) -> dict[str, int]:
-    """Send queued mail (one submission's, or all): sent once, retried later if the server is away."""
+    """Send queued mail (one submission's, or all): sent once, retried later if the server is away.
+
+    Counts: sent, retry (failed for now, queued with backoff), dead (refused for good: the operations
+    mailbox is told through the outbox), deferred (not tried: the server already failed this run).
+    """
     from loaders.mail import PermanentMailError, TransientMailError
     from loaders.store import intake
 
-    counts = {"sent": 0, "retry": 0, "dead": 0}
-    for mail_row in intake.claim_pending_mail(deps.store, submission_id=submission_id, worker=deps.settings.worker_id):
+    counts = {"sent": 0, "retry": 0, "dead": 0, "deferred": 0}
+    if deps.mail_down:
+        return counts
+    lease = timedelta(seconds=max(deps.settings.lease_seconds, 1))
+    taken = intake.claim_pending_mail(deps.store, submission_id=submission_id, worker=deps.settings.worker_id,
+                                      lease=lease)
+    for n, mail_row in enumerate(taken):
+        if deps.mail_down:  # the server failed on an earlier one: the rest wait, attempts not counted
+            intake.put_back(deps.store, [m.message_id for m in taken[n:]])
+            counts["deferred"] += len(taken) - n
+            break
         try:
             deps.transport.send(mail_row.message, mail_row.message_id, mail_row.recipients)
         except PermanentMailError as exc:
-            intake.mail_failed(deps.store, mail_row.message_id, str(exc), dead=True)
+            _dead_letter(deps, mail_row, str(exc))
             counts["dead"] += 1
-            log.error("mail %s refused for good: %s", mail_row.message_id, exc)
         except (TransientMailError, OSError) as exc:
-            intake.mail_failed(deps.store, mail_row.message_id, str(exc), dead=False)
+            if mail_row.attempts >= intake.MAIL_MAX_ATTEMPTS:
+                _dead_letter(deps, mail_row, f"gave up after {mail_row.attempts} attempts: {exc}")
+                counts["dead"] += 1
+                continue
+            intake.mail_failed(deps.store, mail_row, str(exc), dead=False,
+                               retry_base=timedelta(seconds=deps.tuning.mail_retry_seconds))
             counts["retry"] += 1
-            log.warning("mail %s not delivered yet, will retry: %s", mail_row.message_id, exc)
+            deps.mail_down = True
+            log.warning("mail %s not delivered yet (%s); it stays queued, and the mail of this run waits "
+                        "for the next", mail_row.message_id, exc)
         else:
             intake.mail_sent(deps.store, mail_row.message_id)
             counts["sent"] += 1
     return counts
+
+
+def _dead_letter(deps: Deps, mail_row, error: str) -> None:
+    """Mark the mail dead and, in the same transaction, queue a notice to the operations mailbox."""
+    from loaders import mail
+    from loaders.store import intake
+
+    ops = deps.settings.ops_email
+    notice = None
+    if ops not in mail_row.recipients and mail_row.kind != "dead-letter":
+        mid = mail.message_id_for(mail_row.message_id, "dead-letter")
+        msg = mail.compose_dead_letter(dead_message_id=mail_row.message_id, kind=mail_row.kind,
+                                       recipients=mail_row.recipients, error=error, to=ops, message_id=mid,
+                                       sender=deps.settings.sender,
+                                       reference=_reference_of(deps, mail_row.submission_id))
+        notice = intake.Mail(mid, [ops], mail.as_bytes(msg), "dead-letter", mail_row.submission_id)
+    intake.mail_failed(deps.store, mail_row, error, dead=True, notice=notice)
+    log.error("mail %s refused for good, dead-lettered%s: %s", mail_row.message_id,
+              " (the operations mailbox is told)" if notice else "", error)
+
+
+def _reference_of(deps: Deps, submission_id: int | None) -> str | None:
+    """The dropped file's key, to name the form in a notice."""
+    if submission_id is None:
+        return None
+    import sqlalchemy as sa
+
+    from loaders.store.schema import submissions
+
+    with deps.store.reading() as conn:
+        return conn.execute(sa.select(submissions.c.object_key).where(submissions.c.id == submission_id)).scalar()

@@ -35,29 +35,47 @@ def quiet_prefect(level: str = "INFO") -> None:
 def run(inbox_url, db_url, private_key, outbox_dir, smtp_url, report_json, require_signature) -> None:
     """Process every form waiting in the inbox once, then exit.
 
-    Exit 0 when every form reached an end state (applied, rejected, duplicate or quarantined),
-    1 when some file must wait for the next run, 2 when the run itself could not go on.
+    Exit 0 when every form reached an end state (applied, rejected, duplicate or quarantined) and
+    its email went out, 1 when some file or email must wait for the next run (an outage of the
+    database, the inbox or the mail server: see the log), 2 when the run could not start.
     """
     if outbox_dir and smtp_url:
         raise click.UsageError("give --outbox or --smtp, not both")
     if not (outbox_dir or smtp_url):
         outbox_dir = "outbox"
-    # The key's path travels by environment, never as a flow parameter (Prefect stores those).
+    # Secrets travel by environment, never as flow parameters (Prefect stores and shows those):
+    # the key's path, and the database and SMTP URLs, which may hold passwords.
     os.environ["DELEGATION_PRIVATE_KEY_FILE"] = private_key
+    os.environ["DELEGATION_DB_URL"] = db_url
+    if smtp_url:
+        os.environ["DELEGATION_SMTP_URL"] = smtp_url
+    os.environ.pop("DELEGATION_OUTBOX_DIR" if smtp_url else "DELEGATION_SMTP_URL", None)
     quiet_prefect()
-    from flows.process_inbox import process_inbox
+    from flows.process_inbox import RunIncomplete, process_inbox
 
     try:
-        result = process_inbox(inbox_url=inbox_url, db_url=db_url, outbox_dir=outbox_dir, smtp_url=smtp_url,
+        result = process_inbox(inbox_url=inbox_url, outbox_dir=outbox_dir,
                                require_signature=require_signature, report_json=report_json)
+    except RunIncomplete as exc:
+        _summary(exc.result)
+        click.echo(f"delegation run: the run could not finish: {exc}", err=True)
+        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the scheduler needs one clear line and an exit code
-        click.echo(f"delegation run: the run could not go on: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"delegation run: the run could not go on: {_one_line(exc)}", err=True)
         sys.exit(2)
+    _summary(result)
+
+
+def _summary(result: dict) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in result["counts"].items())
     click.echo(f"{len(result['forms'])} form(s): {counts}")
-    if result["failures"]:
-        click.echo(f"{len(result['failures'])} file(s) stay in the inbox for the next run", err=True)
-        sys.exit(1)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception's type and first line: no SQL statement, no parameters."""
+    from flows.pipeline import outage_text
+
+    return outage_text(exc)
 
 
 @click.command()
@@ -85,8 +103,13 @@ def demo(base) -> None:
     """The whole pipeline on embedded defaults: SQLite, a folder inbox, sample forms, .eml outbox."""
     quiet_prefect("WARNING")
     from flows.demo import run_demo
+    from flows.process_inbox import RunIncomplete
 
-    run_demo(Path(base))
+    try:
+        run_demo(Path(base))
+    except RunIncomplete as exc:
+        click.echo(f"delegation demo: the run could not finish: {exc}", err=True)
+        sys.exit(1)
 
 
 COMMANDS = [run, apply, demo]

@@ -251,6 +251,44 @@ def compose_quarantined(
     )
 
 
+def compose_dead_letter(
+    *,
+    dead_message_id: str,
+    kind: str,
+    recipients: Sequence[str],
+    error: str,
+    to: str,
+    message_id: str,
+    sender: str,
+    reference: str | None = None,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """To the operations mailbox: an email the mail server refused for good (dead-lettered).
+
+    Names the email and the server's answer only; the refused email itself is not attached (it may
+    carry a requester's workbook, which goes to nobody but them).
+    """
+    why = (
+        "An email of the Delegate User Form pipeline was refused by the mail server for good and will "
+        "not be retried. Its recipient has not been told; please follow up by another channel."
+    )
+    facts = [
+        f"Email: {_one_line(kind)} (Message-ID {_one_line(dead_message_id)})",
+        f"To: {_one_line(', '.join(recipients))}",
+        f"Form: {_one_line(reference or '(none)')}",
+        f"Server's answer: {_one_line(error)}",
+    ]
+    return _message(
+        subject=f"Delegate User Form email undeliverable ({_one_line(kind)}) to {_one_line(', '.join(recipients))}",
+        to=to,
+        sender=sender,
+        message_id=message_id,
+        date=date,
+        text="\n".join([why, "", *facts]),
+        html_body=f"<p>{_h(why)}</p><ul>" + "".join(f"<li>{_h(f)}</li>" for f in facts) + "</ul>",
+    )
+
+
 def accounts_csv(lines: Iterable[Any]) -> str:
     """The completed form's CSV: account_id,access_level,action, every cell formula-safe."""
     out = io.StringIO()
@@ -278,7 +316,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def _one_line(value: object) -> str:
     """Text for a text part or a header: control characters (newlines too) shown, not obeyed."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", "" if value is None else str(value))
+    text = "" if value is None else str(value)
+    if text.isprintable():  # the usual case: every character _CONTROL matches is unprintable
+        return text
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _h(value: object) -> str:

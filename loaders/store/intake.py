@@ -19,7 +19,13 @@ from grants.sheet import SheetCells
 from loaders.store.schema import forms, outbox, people, submissions
 
 MAIL_LEASE = timedelta(minutes=5)
-MAIL_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
+# The wait before the 2nd, 3rd, 4th... attempt, in multiples of the retry base (a minute by default).
+MAIL_BACKOFF = (1, 5, 15, 60)
+MAIL_MAX_ATTEMPTS = 30  # then dead-lettered: about a day at the default base (1, 5, 15, then 60 min apart)
+
+
+class LostClaim(Exception):
+    """Another worker took the file over (this worker's lease ran out): this attempt must not commit."""
 
 
 def _now() -> datetime:
@@ -75,15 +81,23 @@ def claim(store, *, object_key: str, sealed_sha256: str, received_at: datetime, 
     return Claim(row.id, sealed_sha256, _utc(row.received_at), outcome)
 
 
-def finish(uow, submission_id: int, outcome: Outcome) -> None:
-    """Record the end state (inside the transaction that applies or rejects the form)."""
-    uow.conn.execute(
+def finish(uow, submission_id: int, outcome: Outcome, *, worker: str) -> None:
+    """Record the end state (inside the transaction that applies or rejects the form).
+
+    Fenced: only while this worker still holds the claim and no end state was recorded. Otherwise
+    LostClaim is raised and the caller's transaction (grants, audit, mail) rolls back whole.
+    """
+    done = uow.conn.execute(
         sa.update(submissions)
-        .where(submissions.c.id == submission_id)
+        .where(submissions.c.id == submission_id, submissions.c.claimed_by == worker,
+               submissions.c.report.is_(None), submissions.c.archived_at.is_(None))
         .values(status=str(outcome.status), report=json.dumps(outcome.to_report()),
                 form_sha256=outcome.sha256, submitted_by=outcome.submitted_by,
                 completed_at=outcome.completed_at)
-    )
+        .returning(submissions.c.id)
+    ).first()
+    if done is None:
+        raise LostClaim(f"submission {submission_id} was taken over by another worker")
 
 
 def mark_archived(store, submission_id: int, destination: str) -> None:
@@ -97,14 +111,37 @@ def mark_archived(store, submission_id: int, destination: str) -> None:
         )
 
 
-def release(store, submission_id: int) -> None:
+def release(store, submission_id: int, *, worker: str | None = None) -> None:
     """Give the file back at once (a failed attempt): the next run may take it without waiting."""
+    mine = [] if worker is None else [submissions.c.claimed_by == worker]
     with store.engine.begin() as conn:
         conn.execute(
             sa.update(submissions)
-            .where(submissions.c.id == submission_id, submissions.c.archived_at.is_(None))
+            .where(submissions.c.id == submission_id, submissions.c.archived_at.is_(None), *mine)
             .values(lease_until=_now())
         )
+
+
+def abandon(store, submission_id: int, *, worker: str) -> None:
+    """Drop a claim on a file that left the inbox under us; an undecided claim leaves no row."""
+    with store.engine.begin() as conn:
+        gone = conn.execute(
+            sa.delete(submissions)
+            .where(submissions.c.id == submission_id, submissions.c.claimed_by == worker,
+                   submissions.c.report.is_(None), submissions.c.archived_at.is_(None))
+            .returning(submissions.c.id)
+        ).first()
+    if gone is None:
+        release(store, submission_id, worker=worker)
+
+
+def unfinished(store) -> list[dict]:
+    """Decided files whose worker died before archiving and whose lease ran out: to be finished."""
+    live = sa.and_(submissions.c.archived_at.is_(None), submissions.c.report.is_not(None),
+                   submissions.c.lease_until <= _now())
+    cols = (submissions.c.object_key, submissions.c.sealed_sha256, submissions.c.received_at)
+    with store.reading() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(*cols).where(live).order_by(submissions.c.id))]
 
 
 def form_status(uow, sha256: str) -> str | None:
@@ -143,23 +180,36 @@ class Mail:
     message_id: str
     recipients: list[str]
     message: bytes
+    kind: str = ""
+    submission_id: int | None = None
+    attempts: int = 1  # this attempt included
 
 
 def add_mail(uow, *, message_id: str, submission_id: int | None, outcome: Outcome | None, kind: str,
              recipients: list[str], message: bytes) -> None:
     """Queue one email in the caller's transaction; the same Message-ID twice is one email."""
-    uow.conn.execute(
-        uow.store.insert(outbox)
-        .values(message_id=message_id, submission_id=submission_id,
-                form_sha256=outcome.sha256 if outcome else None, kind=kind,
+    _queue(uow.conn, uow.store, message_id=message_id, submission_id=submission_id,
+           form_sha256=outcome.sha256 if outcome else None, kind=kind, recipients=recipients, message=message)
+
+
+def _queue(conn, store, *, message_id: str, submission_id: int | None, form_sha256: str | None, kind: str,
+           recipients: list[str], message: bytes) -> None:
+    conn.execute(
+        store.insert(outbox)
+        .values(message_id=message_id, submission_id=submission_id, form_sha256=form_sha256, kind=kind,
                 recipients=json.dumps(recipients), message=message, status="pending",
                 attempts=0, created_at=_now(), next_attempt_at=_now())
         .on_conflict_do_nothing()
     )
 
 
-def claim_pending_mail(store, *, submission_id: int | None = None, worker: str = "") -> list[Mail]:
-    """Take the due pending mail (one submission's, or all) for a while, so no one else sends it."""
+def claim_pending_mail(store, *, submission_id: int | None = None, worker: str = "",
+                       lease: timedelta = MAIL_LEASE) -> list[Mail]:
+    """Take the due pending mail (one submission's, or all) for `lease`, so no one else sends it.
+
+    Taking a row counts an attempt and moves its next attempt past the lease: a worker that dies
+    while sending leaves the row to be taken again once the lease has run out.
+    """
     now = _now()
     due = sa.and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
     if submission_id is not None:
@@ -170,11 +220,21 @@ def claim_pending_mail(store, *, submission_id: int | None = None, worker: str =
             got = conn.execute(
                 sa.update(outbox)
                 .where(outbox.c.message_id == row.message_id, due)
-                .values(next_attempt_at=now + MAIL_LEASE, attempts=outbox.c.attempts + 1)
+                .values(next_attempt_at=now + lease, attempts=outbox.c.attempts + 1)
             ).rowcount
             if got:
-                taken.append(Mail(row.message_id, json.loads(row.recipients), bytes(row.message)))
+                taken.append(Mail(row.message_id, json.loads(row.recipients), bytes(row.message), row.kind,
+                                  row.submission_id, row.attempts + 1))
     return taken
+
+
+def put_back(store, message_ids: list[str]) -> None:
+    """Return mail taken but not tried (the server is down): due at once, the attempt not counted."""
+    if not message_ids:
+        return
+    with store.engine.begin() as conn:
+        conn.execute(sa.update(outbox).where(outbox.c.message_id.in_(message_ids), outbox.c.status == "pending")
+                     .values(next_attempt_at=_now(), attempts=outbox.c.attempts - 1))
 
 
 def mail_sent(store, message_id: str) -> None:
@@ -183,13 +243,24 @@ def mail_sent(store, message_id: str) -> None:
                      .values(status="sent", sent_at=_now(), last_error=None))
 
 
-def mail_failed(store, message_id: str, error: str, *, dead: bool) -> None:
-    """A refused mail is dead-lettered; one that may go through later waits a growing while."""
+def mail_failed(store, mail: Mail, error: str, *, dead: bool, retry_base: timedelta = timedelta(minutes=1),
+                notice: Mail | None = None) -> None:
+    """A refused mail is dead-lettered (and `notice` queued in the same transaction, to tell
+    someone); one that may go through later waits a growing while."""
+    wait = retry_base * MAIL_BACKOFF[min(mail.attempts, len(MAIL_BACKOFF)) - 1]
     with store.engine.begin() as conn:
-        attempts = conn.execute(sa.select(outbox.c.attempts).where(outbox.c.message_id == message_id)).scalar() or 1
-        wait = MAIL_BACKOFF[min(attempts, len(MAIL_BACKOFF)) - 1]
         conn.execute(
-            sa.update(outbox).where(outbox.c.message_id == message_id)
+            sa.update(outbox).where(outbox.c.message_id == mail.message_id)
             .values(status="dead" if dead else "pending", last_error=error[:500],
                     next_attempt_at=_now() + wait)
         )
+        if dead and notice is not None:
+            _queue(conn, store, message_id=notice.message_id, submission_id=notice.submission_id,
+                   form_sha256=None, kind=notice.kind, recipients=notice.recipients, message=notice.message)
+
+
+def mail_counts(store) -> dict[str, int]:
+    """Rows of the outbox by status (pending, sent, dead)."""
+    with store.reading() as conn:
+        rows = conn.execute(sa.select(outbox.c.status, sa.func.count()).group_by(outbox.c.status)).all()
+    return {status: n for status, n in rows}
