@@ -371,6 +371,7 @@ def decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: 
         verdict = _judge_safely(plaintext)
     except FileRejected as exc:
         outcome.errors = [exc.error]
+    _note_dropper(deps, outcome)
     with deps.store.unit_of_work() as uow:
         if verdict is not None:
             _decide_form(deps, uow, claim, outcome, verdict, plaintext)
@@ -383,6 +384,20 @@ def decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: 
         uow.commit()
     log.info("%s: %s (%d errors)", key, outcome.status, len(outcome.errors))
     return outcome
+
+
+def _note_dropper(deps: Deps, outcome: Outcome) -> None:
+    """Record who the object store says dropped the file, and warn when the signature disagrees.
+
+    The S3 object's `submitted-by` metadata is only a claim of the uploader's; the signature is the
+    proof. A difference is not a reason to refuse the form, but an auditor must see it.
+    """
+    outcome.dropped_by = deps.inbox.metadata(outcome.key).get("submitted-by") or None
+    if outcome.dropped_by and outcome.dropped_by != outcome.submitted_by:
+        signer = f"signed by {outcome.submitted_by}" if outcome.submitted_by else "not signed"
+        outcome.warnings.append(f"the submitted-by metadata says {outcome.dropped_by}, but the file is {signer}")
+        log.warning("%s: submitted-by metadata %s does not match the signature (%s)", outcome.key,
+                    outcome.dropped_by, signer)
 
 
 def _judge_safely(plaintext: bytes) -> Verdict:

@@ -72,6 +72,8 @@ class RunReport:
                 "requester": o.requester_email or "",
                 "delegate": o.delegate_email or "",
                 "submitted_by": o.submitted_by or "",
+                "dropped_by": o.dropped_by or "",
+                "warnings": "; ".join(o.warnings),
                 "accounts": o.accounts,
                 "created/updated/unchanged": f"{o.grants_created}/{o.grants_updated}/{o.grants_unchanged}",
                 "errors": ", ".join(sorted({str(e.code) for e in o.errors})),

@@ -47,6 +47,8 @@ class Outcome:
     grants_unchanged: int = 0
     errors: list[FormError] = field(default_factory=list)
     completed_at: datetime | None = None
+    dropped_by: str | None = None  # the object store's `submitted-by` metadata: a claim, not a proof
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_report(cls, d: dict) -> Outcome:
@@ -65,6 +67,7 @@ class Outcome:
             errors=[FormError(Code(e["code"]), e["message"], e["row"], e["column"], e["value"])
                     for e in d["errors"]],
             completed_at=when(d["completed_at"]),
+            dropped_by=d.get("dropped_by"), warnings=list(d.get("warnings", [])),
         )
 
     def to_report(self) -> dict:
@@ -84,4 +87,7 @@ class Outcome:
             "received_at": iso(self.received_at),
             "completed_at": iso(self.completed_at),
             "sla_due": iso(sla_due(self.received_at)),
+            # Additions to cli.md's entry: the uploader's own claim, and anything an auditor should see.
+            "dropped_by": self.dropped_by,
+            "warnings": list(self.warnings),
         }
