@@ -392,7 +392,12 @@ def _note_dropper(deps: Deps, outcome: Outcome) -> None:
     The S3 object's `submitted-by` metadata is only a claim of the uploader's; the signature is the
     proof. A difference is not a reason to refuse the form, but an auditor must see it.
     """
-    outcome.dropped_by = deps.inbox.metadata(outcome.key).get("submitted-by") or None
+    from loaders.inbox import ItemChanged, ItemMissing
+
+    try:
+        outcome.dropped_by = deps.inbox.metadata(outcome.key).get("submitted-by") or None
+    except (ItemMissing, ItemChanged):  # taken over meanwhile: the claim check at commit decides
+        return
     if outcome.dropped_by and outcome.dropped_by != outcome.submitted_by:
         signer = f"signed by {outcome.submitted_by}" if outcome.submitted_by else "not signed"
         outcome.warnings.append(f"the submitted-by metadata says {outcome.dropped_by}, but the file is {signer}")
