@@ -128,7 +128,7 @@ class _progress:
 def _summarise(console: Console, base: Path, result: dict, seconds: float) -> None:
     table = Table(title="What happened to each file", title_justify="left")
     for column in ("file", "status", "accounts", "new / changed / same", "errors"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for form in result["forms"]:
         codes = sorted({e["code"] for e in form["errors"]})
         style = STYLE.get(form["status"], "")
