@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.pipeline import sha256
+from flows.pipeline import sha256 as digest_of
 from grants.outcome import iso
 
 MANIFEST = "manifest.json"
@@ -107,7 +107,7 @@ def write_bundle(
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        bundle.files[rel] = sha256(data)
+        bundle.files[rel] = digest_of(data)
         return rel
 
     put(README, _README_TEXT.encode())
@@ -149,7 +149,7 @@ def write_bundle(
     }
     data = _json_bytes(manifest)
     (out / MANIFEST).write_bytes(data)
-    bundle.manifest_sha256 = sha256(data)
+    bundle.manifest_sha256 = digest_of(data)
     sums = "".join(f"{digest}  {rel}\n" for rel, digest in sorted(bundle.files.items()))
     (out / SUMS).write_text(sums, encoding="utf-8")
     return bundle
@@ -190,10 +190,10 @@ def _put_submission(sub: dict, inbox, put, bundle: Bundle, private_keys, store) 
     if len(data) > MAX_ORIGINAL_BYTES:
         bundle.problems.append(f"submission {sub['id']}: {where} is over {MAX_ORIGINAL_BYTES} bytes; not included")
         return entry
-    if sha256(data) != sub["sealed_sha256"]:
+    if digest_of(data) != sub["sealed_sha256"]:
         bundle.problems.append(
             f"submission {sub['id']}: {where} does not match the sha256 recorded at receipt "
-            f"({sha256(data)} != {sub['sealed_sha256']}); included as found"
+            f"({digest_of(data)} != {sub['sealed_sha256']}); included as found"
         )
     entry["sealed_file"] = put(f"{stem}-{_safe_name(sub['object_key'])}", data)
     if private_keys and sub["form_sha256"]:
@@ -214,7 +214,7 @@ def _put_workbook(sub: dict, sealed: bytes, stem: str, put, bundle: Bundle, priv
     except FileRejected as exc:
         bundle.problems.append(f"submission {sub['id']}: the original could not be opened: {exc.error.code}")
         return None
-    if sha256(plaintext) != sub["form_sha256"]:
+    if digest_of(plaintext) != sub["form_sha256"]:
         bundle.problems.append(f"submission {sub['id']}: the decrypted workbook is not the form recorded")
         return None
     return put(f"{stem}-workbook.xlsx", plaintext)
@@ -253,16 +253,16 @@ def verify_bundle(folder: Path, *, manifest_sha256: str | None = None) -> list[s
         listed: dict[str, str] = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return [f"{MANIFEST} unreadable: {exc}"]
-    if manifest_sha256 and sha256(raw) != manifest_sha256.strip().lower():
-        problems.append(f"{MANIFEST} has sha256 {sha256(raw)}, not the {manifest_sha256} recorded")
+    if manifest_sha256 and digest_of(raw) != manifest_sha256.strip().lower():
+        problems.append(f"{MANIFEST} has sha256 {digest_of(raw)}, not the {manifest_sha256} recorded")
     for rel, digest in sorted(listed.items()):
         path = folder / rel
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
             problems.append(f"{rel}: not a path inside the bundle")
         elif not path.is_file():
             problems.append(f"{rel}: missing")
-        elif sha256(path.read_bytes()) != digest:
-            problems.append(f"{rel}: changed (sha256 {sha256(path.read_bytes())}, manifest {digest})")
+        elif digest_of(path.read_bytes()) != digest:
+            problems.append(f"{rel}: changed (sha256 {digest_of(path.read_bytes())}, manifest {digest})")
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
     for rel in sorted(present - set(listed) - {MANIFEST, SUMS}):
         problems.append(f"{rel}: not in the manifest")
