@@ -26,6 +26,7 @@ import struct
 import unicodedata
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Container, Iterator
 from io import BytesIO
 from xml.etree import ElementTree as ET
@@ -360,18 +361,50 @@ class _XmlStream:
 
     def batches(self) -> Iterator[list[ET.Element]]:
         """The elements that ended in each chunk, in document order (one list per chunk)."""
+        for _, elements in self.selected(None):
+            yield elements
+
+    def selected(self, local_names: tuple[str, ...] | None) -> Iterator[tuple[int, list[ET.Element]]]:
+        """(how many elements ended, those of them named `local_names`) for each chunk parsed.
+
+        The names are taken in the part's SpreadsheetML namespace; None keeps every element. The
+        pull parser's event queue is read in one pass (its read_events() generator costs more per
+        element than the parsing: a form sheet has ~17,000 elements).
+        """
         parser = ET.XMLPullParser(("end",))
+        queue = getattr(parser, "_events_queue", None)
+        if not isinstance(queue, deque):  # another ElementTree: its public interface, slower
+            queue = None
+        wanted: frozenset[str] | None = None
         try:
-            for chunk in self._chunks:
-                if self._prolog is not None:
-                    self._check(chunk)
-                for start in range(0, len(chunk), _PARSE_SLICE):
-                    parser.feed(chunk[start : start + _PARSE_SLICE])
-                    yield [element for _, element in parser.read_events()]
-            parser.close()
-            yield [element for _, element in parser.read_events()]
+            for _ in self._fed(parser):
+                if queue is None:
+                    events = list(parser.read_events())
+                elif queue and not isinstance(queue[-1], tuple):
+                    raise queue.pop()  # a parse error, queued after the events before it (dropped)
+                else:
+                    events = list(queue)
+                    queue.clear()
+                if local_names is None:
+                    yield len(events), [element for _, element in events]
+                    continue
+                if wanted is None and events:  # an element has ended: the root's namespace is known
+                    ns = _spreadsheet_namespace(self)
+                    wanted = frozenset(f"{{{ns}}}{name}" for name in local_names)
+                yield len(events), [element for _, element in events if element.tag in wanted]
         except ET.ParseError as exc:
             raise _damaged("a part of it is not well-formed XML") from exc
+
+    def _fed(self, parser: ET.XMLPullParser) -> Iterator[None]:
+        """Feed the part to `parser` in slices (the prolog checked on the way); a pause after each."""
+        for chunk in self._chunks:
+            if self._prolog is not None:
+                self._check(chunk)
+            for start in range(0, len(chunk), _PARSE_SLICE):
+                parser.feed(chunk[start : start + _PARSE_SLICE])
+                yield
+        parser.close()
+        yield
 
     def check_prolog(self) -> None:
         """Read only until the root element; refuse a DTD before it."""
@@ -514,19 +547,18 @@ def _shared_strings(stream: _XmlStream) -> list[str]:
     strings: list[str] = []
     seen = held = 0
     si_tag = t_tag = r_tag = ""
-    for batch in stream.batches():
+    for ended, batch in stream.selected(("si",)):
         if batch and not si_tag:  # an element has ended: the root (and its namespace) is known
             ns = _spreadsheet_namespace(stream)
             si_tag, t_tag, r_tag = f"{{{ns}}}si", f"{{{ns}}}t", f"{{{ns}}}r"
-        seen += len(batch)
-        held += len(batch)
+        seen += ended
+        held += ended
         if held > MAX_HELD_ELEMENTS or seen > MAX_PART_ELEMENTS:
             raise _too_large("the workbook's shared strings are too large")
         for element in batch:
-            if element.tag == si_tag:
-                strings.append(_clean(_rich_text(element, t_tag, r_tag)))
-                held -= _subtree_size(element)
-                element.clear()
+            strings.append(_clean(_rich_text(element, t_tag, r_tag)))
+            held -= _subtree_size(element)
+            element.clear()
         if len(strings) > MAX_SHARED_STRINGS:
             raise _too_large(f"the workbook holds over {MAX_SHARED_STRINGS:,} distinct texts")
     return strings
@@ -562,20 +594,20 @@ class _FormSheet:
     def read(self, stream: _XmlStream) -> SheetCells:
         """The sheet's cells; the row and element limits are checked as each chunk is parsed."""
         rows = seen = held = 0
-        wanted = ("", "")
-        for batch in stream.batches():
+        sheet_data = ""
+        for ended, batch in stream.selected(("row", "sheetData")):
             if batch and not self._tags:  # an element has ended: the root's namespace is known
                 ns = _spreadsheet_namespace(stream)
                 names = ("row", "c", "f", "v", "is", "t", "r", "sheetData")
                 self._tags = {name: f"{{{ns}}}{name}" for name in names}
-                wanted = (self._tags["row"], self._tags["sheetData"])
-            seen += len(batch)
-            held += len(batch)
+                sheet_data = self._tags["sheetData"]
+            seen += ended
+            held += ended
             if held > MAX_HELD_ELEMENTS or seen > MAX_PART_ELEMENTS:
                 raise _too_large("the Delegate Form sheet is too large")
             done = False
-            for element in [e for e in batch if e.tag in wanted]:
-                if element.tag == wanted[1]:
+            for element in batch:
+                if element.tag == sheet_data:
                     done = True  # nothing after <sheetData> matters
                     break
                 rows += 1
@@ -635,7 +667,15 @@ class _FormSheet:
                 text = self._shared_string(child)
                 numeric = formula = False
             elif size == 1 and kind == "inlineStr" and child.tag == is_tag:  # how openpyxl does
-                text = _clean(_rich_text(child, t_tag, r_tag))
+                if len(child) == 1 and child[0].tag == t_tag:  # _clean(_rich_text(child)), inlined
+                    text = child[0].text or ""
+                    if "_x" in text:
+                        text = _unescape(text)
+                    text = text.strip()
+                    if not text.isascii():
+                        text = unicodedata.normalize("NFC", text)
+                else:
+                    text = _clean(_rich_text(child, t_tag, r_tag))
                 numeric = formula = False
             else:
                 text, numeric, formula = self._value(cell, kind, number, column)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from grants.errors import FormError
 from grants.form import AccountLine, Contact, DelegateForm
 from grants.sheet import SheetCells
-from validators.cells import check_cells
-from validators.rules import DELEGATE_COLUMNS, REQUESTER_COLUMNS, check_form_rules
-from validators.schema import ACCESS_LEVEL, ACCOUNT_ID, DELEGATE_PHONE_TYPE, sheet_frame
+from validators.quick import valid_form
 from validators.workbook import check_workbook
 
 
@@ -17,6 +15,19 @@ def validate_sheet(cells: SheetCells) -> tuple[DelegateForm | None, list[FormErr
     Errors come in three groups, each in row order: workbook, cell, form. A missing form sheet, a
     wrong title row or no data rows stop before the cell checks (see `check_workbook`).
     """
+    form = valid_form(cells)  # the usual case, without pandas
+    if form is not None:
+        return form, []
+    return validate_sheet_fully(cells)
+
+
+def validate_sheet_fully(cells: SheetCells) -> tuple[DelegateForm | None, list[FormError]]:
+    """`validate_sheet` through the pandera schema and the cell and form rules, whatever the sheet."""
+    # Imported here: pandas and pandera take ~1 s to import, and a run of valid forms needs neither.
+    from validators.cells import check_cells
+    from validators.rules import DELEGATE_COLUMNS, REQUESTER_COLUMNS, check_form_rules
+    from validators.schema import ACCESS_LEVEL, ACCOUNT_ID, DELEGATE_PHONE_TYPE, sheet_frame
+
     frame = sheet_frame(cells)
     workbook = check_workbook(cells, has_data=not frame.empty)
     if not workbook.rows_readable:

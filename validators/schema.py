@@ -18,10 +18,10 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from grants import values
 from grants.form import TITLES
 from grants.sheet import SheetCells
 from grants.values import InvalidValue, clean
+from validators.quick import NORMALISERS  # the canonical value of each column's cells (the store's rules)
 
 (
     REQUESTER_FIRST_NAME,
@@ -41,16 +41,6 @@ NAME_COLUMNS = (REQUESTER_FIRST_NAME, REQUESTER_LAST_NAME, DELEGATE_FIRST_NAME, 
 EMAIL_COLUMNS = (REQUESTER_EMAIL, DELEGATE_EMAIL)
 PHONE_COLUMNS = (REQUESTER_PHONE, DELEGATE_PHONE)
 
-# The canonical value of each column's cells (the same functions the store uses).
-NORMALISERS: dict[str, Callable[[str], object]] = {
-    **dict.fromkeys(NAME_COLUMNS, values.normalise_name),
-    **dict.fromkeys(EMAIL_COLUMNS, values.normalise_email),
-    **dict.fromkeys(PHONE_COLUMNS, values.normalise_phone),
-    DELEGATE_PHONE_TYPE: values.normalise_phone_type,
-    ACCOUNT_ID: values.normalise_account_id,
-    ACCESS_LEVEL: values.normalise_access_level,
-}
-
 
 def _passes(normalise: Callable[[str], object]) -> Callable[[pd.Series], pd.Series]:
     """A vectorised check: the normaliser runs once per distinct value, mapped back to cells."""
@@ -68,12 +58,12 @@ def _passes(normalise: Callable[[str], object]) -> Callable[[pd.Series], pd.Seri
     return check
 
 
-_is_name = _passes(values.normalise_name)
-_is_email = _passes(values.normalise_email)
-_is_phone = _passes(values.normalise_phone)
-_is_phone_type = _passes(values.normalise_phone_type)
-_is_account_id = _passes(values.normalise_account_id)
-_is_access_level = _passes(values.normalise_access_level)
+_is_name = _passes(NORMALISERS[REQUESTER_FIRST_NAME])  # the same for the four name columns
+_is_email = _passes(NORMALISERS[REQUESTER_EMAIL])  # and for both emails, both phones
+_is_phone = _passes(NORMALISERS[REQUESTER_PHONE])
+_is_phone_type = _passes(NORMALISERS[DELEGATE_PHONE_TYPE])
+_is_account_id = _passes(NORMALISERS[ACCOUNT_ID])
+_is_access_level = _passes(NORMALISERS[ACCESS_LEVEL])
 
 
 def _field(title: str) -> object:

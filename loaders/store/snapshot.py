@@ -10,6 +10,14 @@ from grants.form import AccessLevel, DelegateForm
 from loaders.store.schema import accounts, customers, grants, people, roles
 from loaders.store.sql import among
 
+_MEMBERS = {kind: {m.value: m for m in kind} for kind in (CustomerType, AccessLevel, GrantStatus)}
+
+
+def _enum(kind, value: str):
+    """kind(value), looked up (a 500-account form makes 1,000 of them)."""
+    member = _MEMBERS[kind].get(value)
+    return member if member is not None else kind(value)
+
 
 def person_of(row) -> Person:
     return Person(row.person_id, row.first_name, row.last_name, row.email, row.phone)
@@ -33,10 +41,10 @@ def load_snapshot(conn: Connection, form: DelegateForm) -> Snapshot:
         sa.select(accounts.c.account_id, accounts.c.customer_id, accounts.c.status, customers.c.customer_type)
         .join(customers, customers.c.customer_id == accounts.c.customer_id)
         .where(among(conn, accounts.c.account_id, account_ids))
-    )
+    ).all()  # fetched at once: iterating a result fetches row by row
     by_id = {
-        r.account_id: Account(r.account_id, r.customer_id, CustomerType(r.customer_type), r.status == "closed")
-        for r in account_rows
+        account_id: Account(account_id, customer_id, _enum(CustomerType, customer_type), status == "closed")
+        for account_id, customer_id, status, customer_type in account_rows
     }
     customer_ids = sorted({a.customer_id for a in by_id.values()})
     person_ids = sorted({p.person_id for p in (requester, delegate) if p is not None})
@@ -56,14 +64,12 @@ def load_snapshot(conn: Connection, form: DelegateForm) -> Snapshot:
     active_customers: frozenset[str] = frozenset()
     if delegate is not None and by_id:
         grant_map = {
-            (r.account_id, r.person_id): Grant(
-                r.account_id, r.person_id, AccessLevel(r.access_level), GrantStatus(r.status)
-            )
-            for r in conn.execute(
+            (account_id, person_id): Grant(account_id, person_id, _enum(AccessLevel, level), _enum(GrantStatus, status))
+            for account_id, person_id, level, status in conn.execute(
                 sa.select(grants.c.account_id, grants.c.person_id, grants.c.access_level, grants.c.status).where(
                     grants.c.person_id == delegate.person_id, among(conn, grants.c.account_id, sorted(by_id))
                 )
-            )
+            ).all()
         }
         # EXISTS per customer: stops at the first active grant instead of reading them all
         holds_active = (
