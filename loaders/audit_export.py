@@ -17,19 +17,7 @@ from loaders.store.reads import AUDIT_COLUMNS
 SHORT = 12  # hex digits of a sha256 shown in a terminal (like a short git hash)
 
 XLSX_COLUMNS = (*AUDIT_COLUMNS, "grant_form_sha256")
-XLSX_TITLES = (
-    "at (UTC)",
-    "action",
-    "account_id",
-    "person_id",
-    "email",
-    "old_level",
-    "new_level",
-    "form_sha256",
-    "requester_email",
-    "submitted_by",
-    "revoked grant's form_sha256",
-)
+XLSX_TITLES = ("at (UTC)", *AUDIT_COLUMNS[1:], "revoked grant's form_sha256")
 
 
 def _form_cell(row: dict) -> str:
