@@ -188,23 +188,12 @@ def compose_rejected_to_ops(
         f"Received: {iso(outcome.received_at)}",
         f"SLA due: {iso(sla_due(outcome.received_at))}",
     ]
-    text = "\n".join([*why, "", *facts, "", f"{len(errors)} error(s):", *_text_errors(errors)])
-    body = (
-        "<p>"
-        + _h(" ".join(why))
-        + "</p><ul>"
-        + "".join(f"<li>{_h(f)}</li>" for f in facts)
-        + f"</ul><p>{len(errors)} error(s):</p>"
-        + _html_errors(errors)
-    )
-    return _message(
+    return _ops_notice(
         subject=f"Delegate User Form rejected, requester not verified: {_subject_name(outcome)}",
-        to=to,
-        sender=sender,
-        message_id=message_id,
-        date=date or outcome.completed_at,
-        text=text,
-        html_body=body,
+        why=why, facts=facts,
+        text_tail=["", f"{len(errors)} error(s):", *_text_errors(errors)],
+        html_tail=f"<p>{len(errors)} error(s):</p>" + _html_errors(errors),
+        to=to, sender=sender, message_id=message_id, date=date or outcome.completed_at,
     )
 
 
@@ -232,22 +221,14 @@ def compose_quarantined(
         "It has been quarantined and nobody else has been told. If it came from a customer, "
         "they are waiting for an answer within the SLA."
     )
-    text = "\n".join([why, "", *facts, "", *problems])
-    body = (
-        f"<p>{_h(why)}</p><ul>"
-        + "".join(f"<li>{_h(f)}</li>" for f in facts)
-        + "</ul><table border='1' cellpadding='4' cellspacing='0'><tr><th>Code</th><th>Message</th></tr>"
-        + "".join(f"<tr><td>{_h(e.code)}</td><td>{_h(e.message)}</td></tr>" for e in errors)
-        + "</table>"
-    )
-    return _message(
+    return _ops_notice(
         subject=f"Delegate User Form quarantined, {codes}: {_subject_name(outcome)}",
-        to=to,
-        sender=sender,
-        message_id=message_id,
-        date=date or outcome.completed_at,
-        text=text,
-        html_body=body,
+        why=[why], facts=facts,
+        text_tail=["", *problems],
+        html_tail="<table border='1' cellpadding='4' cellspacing='0'><tr><th>Code</th><th>Message</th></tr>"
+        + "".join(f"<tr><td>{_h(e.code)}</td><td>{_h(e.message)}</td></tr>" for e in errors)
+        + "</table>",
+        to=to, sender=sender, message_id=message_id, date=date or outcome.completed_at,
     )
 
 
@@ -278,14 +259,20 @@ def compose_dead_letter(
         f"Form: {_one_line(reference or '(none)')}",
         f"Server's answer: {_one_line(error)}",
     ]
-    return _message(
+    return _ops_notice(
         subject=f"Delegate User Form email undeliverable ({_one_line(kind)}) to {_one_line(', '.join(recipients))}",
-        to=to,
-        sender=sender,
-        message_id=message_id,
-        date=date,
-        text="\n".join([why, "", *facts]),
-        html_body=f"<p>{_h(why)}</p><ul>" + "".join(f"<li>{_h(f)}</li>" for f in facts) + "</ul>",
+        why=[why], facts=facts, to=to, sender=sender, message_id=message_id, date=date,
+    )
+
+
+def _ops_notice(*, subject: str, why: Sequence[str], facts: Sequence[str], text_tail: Sequence[str] = (),
+                html_tail: str = "", to: str, sender: str, message_id: str, date: datetime | None) -> EmailMessage:
+    """An operations notice: why (lines of one paragraph), a list of facts, then what follows."""
+    return _message(
+        subject=subject, to=to, sender=sender, message_id=message_id, date=date,
+        text="\n".join([*why, "", *facts, *text_tail]),
+        html_body=f"<p>{_h(' '.join(why))}</p><ul>" + "".join(f"<li>{_h(f)}</li>" for f in facts) + "</ul>"
+        + html_tail,
     )
 
 
