@@ -1,0 +1,164 @@
+"""The quick form-sheet reader answers only what the general reader would: the same cells, or it
+declines and the general reader decides (with its own errors). Both are run on every input here."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import loaders.workbook as reader
+from grants.errors import FileRejected
+from tests.pipeline_builders import sample
+from tests.test_hostile_workbooks import MAIN, inline, row, workbook
+
+HEADER = row(1, inline("A1", "Requester First Name"), inline("B1", "Requester Last Name"))
+
+
+def outcome(data: bytes, *, quick: bool, monkeypatch: pytest.MonkeyPatch):
+    """What read_workbook answers: its cells, or the refusal's code and message."""
+    with monkeypatch.context() as m:
+        if not quick:
+            m.setattr(reader, "QUICK_SHEET_MAX", -1)
+        try:
+            return reader.read_workbook(data)
+        except FileRejected as exc:
+            return ("refused", exc.error.code, exc.error.message)
+
+
+def quick_answers(data: bytes) -> bool:
+    """Does the quick reader answer for this workbook's form sheet (rather than decline)?"""
+    answered = []
+    original = reader._quick_sheet
+
+    def spy(*args):
+        cells = original(*args)
+        answered.append(cells is not None)
+        return cells
+
+    reader._quick_sheet = spy
+    try:
+        reader.read_workbook(data)
+    except FileRejected:
+        pass
+    finally:
+        reader._quick_sheet = original
+    return answered == [True]
+
+
+def assert_same(data: bytes, monkeypatch, *, answered: bool) -> None:
+    assert outcome(data, quick=True, monkeypatch=monkeypatch) == outcome(data, quick=False, monkeypatch=monkeypatch)
+    assert quick_answers(data) is answered
+
+
+def sheet_workbook(sheet_xml: str | bytes, *, shared: str | None = None) -> bytes:
+    """A minimal workbook whose form sheet part is exactly `sheet_xml`."""
+    base = workbook(HEADER, shared=shared)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(base)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = sheet_xml.encode("utf-8") if isinstance(sheet_xml, str) else sheet_xml
+            dst.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def sheet(rows: str, *, head: str = "", root: str = f'<worksheet xmlns="{MAIN}">') -> str:
+    return f"{head}{root}<sheetData>{HEADER}{rows}</sheetData></worksheet>"
+
+
+@pytest.mark.parametrize("name", ["valid_500.xlsx", "valid_20.xlsx", "valid_third_party_high.xlsx",
+                                  "invalid_CELL_BLANK.xlsx", "invalid_ACCESS_LEVEL_INVALID.xlsx", "template.xlsx"])
+def test_the_shipped_forms_are_read_quickly_and_alike(name, monkeypatch):
+    assert_same(sample(name), monkeypatch, answered=True)
+
+
+@pytest.mark.parametrize("name", ["invalid_CELL_FORMULA.xlsx", "invalid_ACCOUNT_ID_INVALID_numeric.xlsx",
+                                  "invalid_DATA_OUTSIDE_FORM.xlsx", "invalid_many_errors.xlsx"])
+def test_formulas_numbers_and_cells_past_k_are_left_to_the_general_reader(name, monkeypatch):
+    assert_same(sample(name), monkeypatch, answered=False)
+
+
+QUICK = {
+    "excel shared strings": (
+        sheet(row(2, '<c r="A2" s="1" t="s"><v>0</v></c>', '<c r="B2" t="s"><v>1</v></c>')),
+        f'<sst xmlns="{MAIN}"><si><t>Hana</t></si><si><r><t>Sa</t></r><r><t>to</t></r></si></sst>',
+    ),
+    "declaration, row attributes, preserved space, white space between elements": (
+        sheet('\n  <row r="2" spans="1:11" x14ac:dyDescent="0.25">\n    <c r="A2" t="inlineStr"><is>'
+              '<t xml:space="preserve">  Hana  </t></is></c>\n  </row>\n',
+              head='<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\r\n',
+              root=f'<worksheet xmlns="{MAIN}" xmlns:x14ac="urn:x14ac">'),
+        None,
+    ),
+    "entities and character references": (sheet(row(2, inline("A2", "a &amp; b &lt;c&gt; &#x41;&#66; &quot;&apos;"),
+                                                    inline("B2", "x&#13;&#10;y"))), None),
+    "escapes, unicode, NFC": (sheet(row(2, inline("A2", "_x003D_1+1"), inline("B2", "Nguye\u0302\u0303n"),
+                                        inline("C2", "佐藤\u3000花子"))), None),
+    "empty cells and empty rows": (sheet(row(2, '<c r="A2" s="3"/>', inline("B2", "x"), '<c r="C2" t="s"/>')
+                                         + '<row r="4"/><row r="5" spans="1:11"></row>'
+                                         + row(6, inline("K6", "High"))), None),
+    "a cell of exactly 1000 characters": (sheet(row(2, inline("A2", "x" * 1000))), None),
+}
+
+
+@pytest.mark.parametrize("case", QUICK)
+def test_usual_sheets_are_read_quickly_and_alike(case, monkeypatch):
+    xml, shared = QUICK[case]
+    assert_same(sheet_workbook(xml, shared=shared), monkeypatch, answered=True)
+
+
+DECLINED = {
+    "a number": sheet(row(2, '<c r="J2"><v>1234567890</v></c>')),
+    "a formula": sheet(row(2, '<c r="A2" t="str"><f>1+1</f><v>2</v></c>')),
+    "a boolean": sheet(row(2, '<c r="A2" t="b"><v>1</v></c>')),
+    "a cell past K": sheet(row(2, inline("L2", "x"))),
+    "a row without its number": sheet('<row>' + inline("A2", "x") + "</row>"),
+    "rows out of order": sheet(row(3, inline("A3", "x")) + row(2, inline("A2", "y"))),
+    "cells out of order": sheet(row(2, inline("B2", "x"), inline("A2", "y"))),
+    "a cell of another row": sheet(row(2, inline("A3", "x"))),
+    "a comment": sheet(row(2, "<!-- note -->", inline("A2", "x"))),
+    "CDATA": sheet(row(2, '<c r="A2" t="inlineStr"><is><t><![CDATA[x]]></t></is></c>')),
+    "a carriage return": sheet(row(2, inline("A2", "a\r\nb"))),
+    "a prefixed root": f'<x:worksheet xmlns:x="{MAIN}"><x:sheetData>{HEADER}</x:sheetData></x:worksheet>'.replace(
+        "<row", "<x:row").replace("</row", "</x:row").replace("<c ", "<x:c ").replace("</c>", "</x:c>"),
+    "a row in another namespace": sheet('<row r="2" xmlns="urn:other">' + inline("A2", "x") + "</row>"),
+    "a DTD": sheet(row(2, inline("A2", "x")), head='<!DOCTYPE worksheet [<!ENTITY e "x">]>'),
+    "an unbound prefix": sheet(row(2, inline("A2", "x"), "<y:z/>")),
+    "a cell over 1000 characters": sheet(row(2, inline("A2", "x" * 1001))),
+    "a shared string that is not there": sheet(row(2, '<c r="A2" t="s"><v>5</v></c>')),
+    "a row past the last row": sheet(row(1048577, inline("A1048577", "x"))),
+    "over 5000 rows": sheet("".join(row(r, inline(f"A{r}", "x")) for r in range(2, 5003))),
+    "not well-formed": sheet(row(2, inline("A2", "x"))) + "<",
+    "no sheetData": f'<worksheet xmlns="{MAIN}"><sheetData/></worksheet>',
+    "UTF-16": sheet(row(2, inline("A2", "x")), head='<?xml version="1.0" encoding="UTF-16"?>').encode("utf-16"),
+    "strict namespace": sheet(row(2, inline("A2", "x")),
+                              root='<worksheet xmlns="http://purl.oclc.org/ooxml/spreadsheetml/main">'),
+}
+
+
+@pytest.mark.parametrize("case", DECLINED)
+def test_unusual_sheets_are_left_to_the_general_reader(case, monkeypatch):
+    assert_same(sheet_workbook(DECLINED[case]), monkeypatch, answered=False)
+
+
+SMALL = sheet(row(2, inline("A2", "Hana"), '<c r="B2" s="1"/>', inline("C2", "a&amp;b")) + '<row r="3"/>'
+              + row(4, '<c r="A4" t="s"><v>0</v></c>', inline("K4", "Read Only")))
+PIECES = st.sampled_from(['<', '>', '/', '"', '=', '&', ';', '#', 'x', 'r', 'c', 't', 's', ' ', '\r', '\n',
+                          '<row r="9">', '</row>', '<c r="A2">', '<v>1</v>', '</c>', '<!--', '-->', '&amp;',
+                          'é', '_x0041_', 'inlineStr', 'B', '2', '0'])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, len(SMALL)), st.integers(0, 3), PIECES), min_size=1, max_size=3))
+def test_any_edit_of_a_sheet_is_read_alike_by_both_readers(edits, monkeypatch):
+    xml = SMALL
+    for at, cut, piece in edits:
+        at = min(at, len(xml))
+        xml = xml[:at] + piece + xml[at + cut:]
+    data = sheet_workbook(xml, shared=f'<sst xmlns="{MAIN}"><si><t>Sato</t></si></sst>')
+    assert outcome(data, quick=True, monkeypatch=monkeypatch) == outcome(data, quick=False, monkeypatch=monkeypatch)
