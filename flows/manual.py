@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.pipeline import apply_verdict, judge_workbook, sha256, utcnow
+from flows.judge import judge_workbook, sha256
+from flows.pipeline import apply_verdict, utcnow
 from grants.errors import Code, FileRejected, FormError
 from grants.outcome import Outcome, Status
 

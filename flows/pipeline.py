@@ -15,7 +15,6 @@ docs/reliability.md states each guarantee and the test that proves it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -25,43 +24,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flows import faults
+from flows.judge import MAX_SEALED_BYTES, Judgement, Judges, Lookahead, Verdict, sha256
 from flows.settings import Settings
-from grants.errors import REQUESTER_IDENTITY_CODES, Code, FileRejected, FormError
-from grants.form import DelegateForm
+from grants.errors import REQUESTER_IDENTITY_CODES
 from grants.outcome import Outcome, Status
 from grants.sheet import SheetCells
 
 log = logging.getLogger("delegation")
 
-MAX_SEALED_BYTES = 10 * 1024 * 1024
+# A batch this long is judged ahead in worker processes; a shorter one is not worth their start.
+POOL_MIN_ITEMS = 8
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Verdict:
-    """A workbook judged on its own (sheet, cells, form rules): the form if valid, else every error."""
-
-    sha256: str
-    cells: SheetCells
-    form: DelegateForm | None
-    errors: list[FormError]
-
-
-def judge_workbook(plaintext: bytes) -> Verdict:
-    """Read and validate a plaintext workbook; raises FileRejected when it is no usable .xlsx."""
-    from loaders.workbook import read_workbook
-    from validators import validate_sheet
-
-    cells = read_workbook(plaintext)
-    form, errors = validate_sheet(cells)
-    return Verdict(sha256(plaintext), cells, form, list(errors))
 
 
 @dataclass(frozen=True)
@@ -70,12 +46,14 @@ class Tuning:
 
     mail_retry_seconds: the base of a queued email's backoff between runs (x1, x5, x15, x60);
     retry_delays: the waits of the inbox listing's and the mail task's retries within a run;
-    connect_delays: the waits between attempts to reach the database at the start of a run.
+    connect_delays: the waits between attempts to reach the database at the start of a run;
+    judge_workers: the worker processes that judge files ahead of the main one (0: judge in it).
     """
 
     mail_retry_seconds: float = 60.0
     retry_delays: tuple[float, ...] = (2.0, 5.0, 15.0)
     connect_delays: tuple[float, ...] = (1.0, 3.0)
+    judge_workers: int = 0
 
     @classmethod
     def from_env(cls) -> Tuning:
@@ -89,7 +67,14 @@ class Tuning:
             mail_retry_seconds=float(env.get("DELEGATION_MAIL_RETRY_SECONDS", cls.mail_retry_seconds)),
             retry_delays=delays("DELEGATION_RETRY_DELAYS", cls.retry_delays),
             connect_delays=delays("DELEGATION_CONNECT_DELAYS", cls.connect_delays),
+            judge_workers=int(env.get("DELEGATION_JUDGE_WORKERS", _default_judge_workers())),
         )
+
+
+def _default_judge_workers() -> int:
+    """One per core, where there is more than one (on one core a pool only adds its cost)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores if cores > 1 else 0
 
 
 class Deps:
@@ -106,6 +91,28 @@ class Deps:
         self.private_keys, self.signers = private_keys, signers
         self.tuning = tuning or Tuning()
         self.mail_down = False
+        self._judges: Judges | None = None
+
+    @property
+    def judges(self) -> Judges:
+        """What opens, reads and validates the files: worker processes from the first long batch on."""
+        if self._judges is None:
+            self._judges = Judges(self.private_keys, self.signers, self.settings.require_signature,
+                                  workers=self.tuning.judge_workers)
+        return self._judges
+
+    def lookahead(self, items: list) -> Lookahead | None:
+        """Judging ahead for a batch of `items`, when it is long enough to be worth a pool."""
+        if len(items) < POOL_MIN_ITEMS or self.judges.workers <= 0:
+            return None
+        return Lookahead(self.judges, items, lambda item: self.inbox.fetch(item.key, MAX_SEALED_BYTES, etag=item.etag),
+                         depth=2 * self.judges.workers)
+
+    def close(self) -> None:
+        """Stop the judging workers and close the database's connections."""
+        if self._judges is not None:
+            self._judges.close()
+        self.store.dispose()
 
     @classmethod
     def build(cls, settings: Settings, tuning: Tuning | None = None) -> Deps:
@@ -192,17 +199,23 @@ def signers_of(store) -> dict:
 # one file
 
 
-def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] = utcnow) -> Outcome | None:
+def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] = utcnow,
+                 ahead: Lookahead | None = None) -> Outcome | None:
     """Bring one waiting file to its end state; None when another worker holds it (or finished it).
 
-    IO failures (store, inbox) propagate: the claim is given back and a later run retries.
+    IO failures (store, inbox) propagate: the claim is given back and a later run retries. With
+    `ahead`, the file was fetched and is being judged ahead of time.
     """
     from loaders.inbox import ItemChanged, ItemMissing
     from loaders.store import intake
 
     store, inbox, worker = deps.store, deps.inbox, deps.settings.worker_id
+    judgement = None
     try:
-        data = inbox.fetch(item.key, MAX_SEALED_BYTES, etag=item.etag)
+        if ahead is None:
+            data = inbox.fetch(item.key, MAX_SEALED_BYTES, etag=item.etag)
+        else:
+            data, judgement = ahead.take(item)
     except (ItemMissing, ItemChanged):  # archived by another worker, or replaced since listing
         return None
     claim = intake.claim(
@@ -224,7 +237,7 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
         except (ItemMissing, ItemChanged):
             intake.abandon(store, claim.submission_id, worker=worker)
             return None
-        return _finish_claimed(deps, claim, item, data, now)
+        return _finish_claimed(deps, claim, item, data, now, judgement)
     except intake.LostClaim:
         log.warning("%s: taken over by another worker (this worker's lease ran out); left to it", item.key)
         return None
@@ -234,11 +247,13 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
         raise
 
 
-def _finish_claimed(deps: Deps, claim, item, data: bytes, now: Callable[[], datetime]) -> Outcome:
+def _finish_claimed(deps: Deps, claim, item, data: bytes, now: Callable[[], datetime],
+                    judgement: Callable[[], Judgement] | None) -> Outcome:
     from loaders.store import intake
 
     if claim.outcome is None:  # not decided yet (a fresh claim, or a dead worker's expired one)
-        outcome = decide_and_commit(deps, claim, item.key, data, received_at=claim.received_at, now=now())
+        outcome = decide_and_commit(deps, claim, item.key, data, received_at=claim.received_at, now=now(),
+                                    judgement=judgement)
     else:  # decided and committed by a run that died before archiving: finish its work
         outcome = claim.outcome
     faults.point("after-commit")
@@ -320,12 +335,13 @@ def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None =
     stay in the inbox, untouched, for the next run.
     """
     batch = batch or Batch()
+    ahead = deps.lookahead(items)
     for n, item in enumerate(items):
         if batch.stopped:
             batch.failed += [i.key for i in items[n:]]
             break
         try:
-            outcome = process_item(deps, item, run_id=run_id)
+            outcome = process_item(deps, item, run_id=run_id, ahead=ahead)
         except Exception as exc:  # noqa: BLE001 - one file's trouble must not stop the batch
             batch.failed.append(item.key)
             if is_outage(exc):
@@ -350,31 +366,19 @@ def _service_of(exc: BaseException) -> str:
     return "the inbox" if isinstance(exc, InboxUnavailable) else "the database"
 
 
-def decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: datetime, now: datetime) -> Outcome:
-    """Open and judge the sealed bytes, then commit the end state with its mail in one transaction."""
-    from loaders.envelope import open_sealed
-
+def decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: datetime, now: datetime,
+                      judgement: Callable[[], Judgement] | None = None) -> Outcome:
+    """Judge the sealed bytes (or wait for `judgement`, made ahead), then commit the end state with
+    its mail in one transaction."""
     outcome = Outcome(key=key, status=Status.QUARANTINED, received_at=received_at, completed_at=now)
-    verdict = plaintext = None
-    try:
-        if len(data) > MAX_SEALED_BYTES:
-            raise FileRejected(Code.FILE_TOO_LARGE, f"the sealed file is over {MAX_SEALED_BYTES // 2**20} MiB")
-        opened = open_sealed(
-            data,
-            deps.private_keys,
-            signers=deps.signers,
-            require_signature=deps.settings.require_signature,
-        )
-        outcome.submitted_by = opened.submitted_by
-        plaintext = opened.plaintext
-        outcome.sha256 = sha256(plaintext)
-        verdict = _judge_safely(plaintext)
-    except FileRejected as exc:
-        outcome.errors = [exc.error]
+    judged = judgement() if judgement is not None else deps.judges.here(data)
+    outcome.submitted_by, outcome.sha256 = judged.submitted_by, judged.sha256
+    if judged.error is not None:
+        outcome.errors = [judged.error]
     _note_dropper(deps, outcome)
     with deps.store.unit_of_work() as uow:
-        if verdict is not None:
-            _decide_form(deps, uow, claim, outcome, verdict, plaintext)
+        if judged.verdict is not None:
+            _decide_form(deps, uow, claim, outcome, judged.verdict, judged.plaintext)
         else:
             _add_quarantine_mail(deps, uow, outcome, claim)
         faults.point("during-apply")
@@ -403,20 +407,6 @@ def _note_dropper(deps: Deps, outcome: Outcome) -> None:
         outcome.warnings.append(f"the submitted-by metadata says {outcome.dropped_by}, but the file is {signer}")
         log.warning("%s: submitted-by metadata %s does not match the signature (%s)", outcome.key,
                     outcome.dropped_by, signer)
-
-
-def _judge_safely(plaintext: bytes) -> Verdict:
-    """judge_workbook, where a crash of the reader on a hostile file quarantines instead of looping."""
-    try:
-        return judge_workbook(plaintext)
-    except FileRejected:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a bug must not make a file retry forever
-        # Type and place only: the exception's text could quote the workbook, which must not be logged.
-        where = traceback.extract_tb(exc.__traceback__)[-1]
-        log.error("reading the workbook failed unexpectedly (%s at %s:%s)", type(exc).__name__,
-                  where.filename, where.lineno)
-        raise FileRejected(Code.NOT_XLSX, "the workbook could not be read") from None
 
 
 def _decide_form(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, plaintext: bytes) -> None:

@@ -106,7 +106,7 @@ def run_once(settings: Settings, report_json: str | None = None, tuning: Tuning 
             mail = _add(mail, deliver_mail.with_options(**io)(deps))
         mail_down = deps.mail_down
     finally:
-        deps.store.dispose()
+        deps.close()
     report.outcomes, report.failures = batch.done, batch.failed
     report.finished_at = datetime.now(UTC)
     if report_json:

@@ -1,0 +1,139 @@
+"""Judging ahead in worker processes (flows/judge.py): the same end states as judging in the run's
+own process, a dead worker costs only time, and no worker outlives its run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.judge import Judges, Lookahead, judge_sealed
+from flows.pipeline import Tuning, process_items
+from tests.pipeline_builders import (
+    REQUESTER,
+    assert_exactly_once,
+    deps_for,
+    lines_for,
+    make_keys,
+    make_world,
+    mixed_inbox,
+    sample,
+    seal,
+    waiting,
+    workbook,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_mixed_inbox_judged_ahead_by_worker_processes_ends_exactly_as_expected(tmp_path, sqlite_url):
+    world = make_world(tmp_path, sqlite_url)
+    world.drop(*mixed_inbox(world, valid=10))
+    deps = deps_for(world, tuning=Tuning(mail_retry_seconds=0, retry_delays=(), connect_delays=(), judge_workers=2))
+    try:
+        batch = process_items(deps, waiting(deps), run_id="ahead")
+        assert deps.judges._pool is not None, "the batch was long enough to be judged ahead"
+    finally:
+        deps.close()
+
+    assert batch.failed == [] and batch.stopped is None
+    assert_exactly_once(world, [o.to_report() for o in batch.done])
+
+
+@pytest.mark.parametrize("name", ["valid_500.xlsx", "invalid_many_errors.xlsx", "file_NOT_XLSX_macro.xlsx"])
+def test_a_worker_process_judges_a_file_exactly_as_the_run_itself_would(tmp_path, name):
+    keys = make_keys(tmp_path / "keys")
+    data = seal(sample(name), keys)
+    judges = Judges([keys.private_pem], {}, require_signature=False, workers=1)
+    try:
+        ahead = judges.submit(data)()
+    finally:
+        judges.close()
+    assert ahead == judge_sealed(data, [keys.private_pem], {}, require_signature=False)
+
+
+def test_a_judging_worker_that_dies_costs_only_time(tmp_path):
+    keys = make_keys(tmp_path / "keys")
+    data = seal(workbook(REQUESTER, REQUESTER, lines_for(REQUESTER)), keys)
+    judges = Judges([keys.private_pem], {}, require_signature=False, workers=1)
+    try:
+        judges.submit(data)()  # the worker is up
+        for process in list(judges._pool._processes.values()):
+            os.kill(process.pid, signal.SIGKILL)
+            process.join(10)
+        expected = judge_sealed(data, [keys.private_pem], {}, require_signature=False)
+        assert judges.submit(data)() == expected  # judged here, or by a fresh pool
+        assert judges.submit(data)() == expected  # and the next file by a fresh pool
+    finally:
+        judges.close()
+
+
+def test_judging_workers_do_not_outlive_a_run_that_is_killed(tmp_path):
+    keys = make_keys(tmp_path / "keys")
+    sealed = tmp_path / "form.sealed"
+    sealed.write_bytes(seal(sample("valid_20.xlsx"), keys))
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from flows.judge import Judges
+
+        if __name__ == "__main__":
+            judges = Judges([open({str(keys.intake_key)!r}, "rb").read()], {{}}, False, workers=2)
+            judges.submit(open({str(sealed)!r}, "rb").read())()
+            print(" ".join(str(p) for p in judges._pool._processes), flush=True)
+            time.sleep(60)
+    """)
+    run = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(p) for p in run.stdout.readline().split()]
+        assert workers, "the pool started"
+        run.kill()  # SIGKILL: no atexit, no pool shutdown
+        run.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "a judging worker outlived its run"
+    finally:
+        run.kill()
+        run.stdout.close()
+
+
+def test_a_file_that_could_not_be_fetched_ahead_fails_when_its_turn_comes():
+    judged = []
+
+    class FakeJudges:
+        def submit(self, data):
+            judged.append(data)
+            return lambda: f"judged {data!r}"
+
+    def fetch(item):
+        if item == "b":
+            raise ConnectionError("the inbox went away")
+        return item.encode()
+
+    items = ["a", "b", "c"]
+    ahead = Lookahead(FakeJudges(), items, fetch, depth=2)
+    data, judgement = ahead.take(items[0])
+    assert (data, judgement()) == (b"a", "judged b'a'")
+    assert judged == [b"a", b"c"], "the next files are fetched and judged while the first is worked on"
+    with pytest.raises(ConnectionError):
+        ahead.take(items[1])
+    assert ahead.take(items[2])[0] == b"c"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead: its parent (gone) just has not been reaped
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
