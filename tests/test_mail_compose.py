@@ -6,17 +6,24 @@ import csv
 import email
 import html
 import io
+import random
 import re
 from collections import namedtuple
 from datetime import UTC, datetime
-from email import policy
+from email import contentmanager, generator, policy, quoprimime
+from email.headerregistry import HeaderRegistry
+from email.message import EmailMessage
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from grants.errors import Code, FormError
+from grants.escape import safe_cell
 from grants.outcome import Outcome, Status
 from loaders.mail import (
     as_bytes,
+    compose,
     compose_completed,
     compose_quarantined,
     compose_rejected,
@@ -325,3 +332,285 @@ def test_names_in_any_script_survive_the_trip_through_bytes():
     assert max(len(line) for line in as_bytes(msg).splitlines()) <= 998  # RFC 5322 line limit
     for body in parts(msg).values():
         assert name in body
+
+
+# --- the fast paths give the straightforward code's bytes --------------------------------------
+#
+# compose.py builds the completed email's tables in one piece when no cell needs escaping, encodes
+# the text parts with its own copy of the email package's steps, and writes messages with a generator
+# that checks boundaries faster. Each must give exactly the bytes of the straightforward code: the
+# tables cell by cell below, and the email package's own set_content and generator.
+
+TITLES = ("Account ID", "Access level", "Action")
+PLAIN_ROWS = [
+    (f"09{k:08d}", ("Full", "High", "Read Only")[k % 3], ("new", "changed", "unchanged")[k % 3]) for k in range(500)
+]
+ADVERSARIAL = [
+    "",
+    " ",
+    "<script>alert('x')</script>",
+    "a & b > c",
+    "\"double\" and 'single'",
+    "a\nb",
+    "a\r\nb",
+    "\rx",
+    "\tx",
+    "x\t",
+    "\x00\x07\x1b\x7f\x85\x9f\u2028\u2029",
+    "=1+1",
+    '=HYPERLINK("http://x")',
+    "+1",
+    "-1",
+    "@SUM(A1)",
+    "a,b",
+    "山田 太郎",
+    "Nguyễn Thị Ánh",
+    "\u00a0",
+    "x" * 5000,
+    "=" * 1200,
+    "é" * 700,
+    "trailing ",
+    "0900000001",
+    "Read Only",
+]
+
+
+def reference_text_table(titles, rows):
+    """The text table cell by cell: each cell kept on one line, columns padded to the widest."""
+    rows = [[compose._one_line(c) for c in r] for r in rows]
+    widths = [max([len(t), *(len(r[i]) for r in rows)]) for i, t in enumerate(titles)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*titles), fmt.format(*("-" * w for w in widths)), *(fmt.format(*r) for r in rows)])
+
+
+def reference_html_table(titles, rows):
+    """The HTML table cell by cell: each cell kept on one line, then html.escape'd."""
+
+    def cell(tag, value):
+        return f"<{tag}>{html.escape(compose._one_line(value), quote=True)}</{tag}>"
+
+    head = "".join(cell("th", t) for t in titles)
+    body = "".join("<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in rows)
+    return f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
+
+
+def reference_csv(rows):
+    """The CSV cell by cell: csv.writer, every cell through grants.escape.safe_cell."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["account_id", "access_level", "action"])
+    for row in rows:
+        writer.writerow([safe_cell(v) for v in row])
+    return out.getvalue()
+
+
+def assert_tables_are_the_reference(lines_):
+    rows = [compose._line(x) for x in lines_]
+    plain = compose._plain_cells(rows)
+    assert "\n".join(compose._text_table(TITLES, rows, plain)) == reference_text_table(TITLES, rows)
+    assert compose._html_table(TITLES, rows, plain) == reference_html_table(TITLES, rows)
+    assert compose.accounts_csv(lines_) == reference_csv(rows)
+    return plain
+
+
+def adversarial_row_sets():
+    """Each adversarial value alone in each column among plain rows, then all of them together."""
+    for value in ADVERSARIAL:
+        for column in range(3):
+            row = list(PLAIN_ROWS[1])
+            row[column] = value
+            yield [PLAIN_ROWS[0], tuple(row), PLAIN_ROWS[2]]
+    yield list(zip(ADVERSARIAL, reversed(ADVERSARIAL), ADVERSARIAL[1:] + ADVERSARIAL[:1], strict=True))
+
+
+def test_plain_account_rows_take_the_fast_path_and_give_the_cell_by_cell_tables():
+    for lines_ in (PLAIN_ROWS, PLAIN_ROWS[:1], [], [Line(*t) for t in PLAIN_ROWS[:20]], [(1, "Full", "new")]):
+        assert assert_tables_are_the_reference(lines_) is not None
+
+
+def test_any_cell_that_needs_escaping_sends_the_whole_table_the_cell_by_cell_way():
+    for lines_ in adversarial_row_sets():
+        plain = assert_tables_are_the_reference(lines_)
+        needs_escaping = any(not re.fullmatch(r"[0-9A-Za-z ._]*", c) for row in lines_ for c in row)
+        assert (plain is None) == needs_escaping, lines_
+
+
+EVERY_CHARACTER = [chr(c) for c in range(0x250)] + ["\u2028", "\u2029", "\u200b", "\ufeff", "\U0001f600", "\udc80"]
+
+
+def test_every_character_anywhere_in_a_cell_gives_the_cell_by_cell_tables():
+    for ch in EVERY_CHARACTER:
+        plain = assert_tables_are_the_reference([(ch, "a" + ch, ch + "a"), ("0900000001", "Full", f"x{ch}y")])
+        assert (plain is None) == (re.fullmatch(r"[0-9A-Za-z ._]", ch) is None), repr(ch)
+
+
+cells = st.one_of(
+    st.text(alphabet="0123456789AZaz ._", max_size=12),
+    st.text(max_size=12),
+    st.sampled_from(ADVERSARIAL),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(cells, cells, cells), max_size=12))
+def test_tables_of_any_cells_are_the_cell_by_cell_tables(lines_):
+    assert_tables_are_the_reference(lines_)
+
+
+def quoted_printable_sweep():
+    """Escapes and line-end whitespace at and around every place quoprimime breaks a line."""
+    for maxlen in (4, 5, 7, 998):
+        for length in range(max(0, maxlen - 5), maxlen + 6):
+            for at in range(max(0, length - 4), length):
+                for special in ("=", " ", "\t", "é", "\x00"):
+                    line = "x" * at + special + "y" * (length - at - 1)
+                    for end in ("", "\n", "\r\n", " \n", "\t"):
+                        yield line + end + line, maxlen
+
+
+def test_quoted_printable_is_quoprimimes_around_every_line_break():
+    for body, maxlen in quoted_printable_sweep():
+        assert compose._qp_body(body, maxlen) == quoprimime.body_encode(body, maxlen), (body, maxlen)
+    every_byte = "".join(map(chr, range(256)))
+    for body in (every_byte, every_byte * 9, "<p a='1'>" * 500 + "\n", "", "\n", "=", " "):
+        assert compose._qp_body(body, 998) == quoprimime.body_encode(body, 998)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from([*"ab=~ \t\r\n", "\x00", "\x7f", "é", "\xff"])), st.integers(4, 24))
+def test_quoted_printable_of_any_latin1_text_is_quoprimimes(body, maxlen):
+    assert compose._qp_body(body, maxlen) == quoprimime.body_encode(body, maxlen)
+
+
+TEXTS = [
+    "",
+    "Hello\n",
+    "a\r\nb\rc\nd",
+    "Nguyễn Thị Ánh\n",  # 8bit
+    "x" * 2000 + "\n",  # one long line: quoted-printable
+    "<p class='x'>a=b</p>" * 300 + "\n",
+    "x" * 1200 + " \n" + "y" * 997 + "\t",
+    "é" * 2000 + "\n",  # long and not ASCII: base64
+    "\n".join(["short"] * 12 + ["x=" * 700]) + "\n",  # more than ten lines, one long
+    "\n".join(["\x00\x1b\x7f" * 400] * 3),
+    "山田 太郎 " * 200,
+]
+
+
+@pytest.mark.parametrize("subtype", ["plain", "html"])
+@pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
+def test_text_parts_are_encoded_as_the_email_package_encodes_them(text, subtype):
+    ours, theirs = EmailMessage(policy=compose.POLICY), EmailMessage(policy=compose.POLICY)
+    ours.set_content(text, subtype=subtype, content_manager=compose._TEXT)
+    theirs.set_content(text, subtype=subtype)
+    assert ours.items() == theirs.items()
+    assert ours.as_bytes(policy=compose.POLICY) == theirs.as_bytes(policy=compose.POLICY)
+
+
+@pytest.fixture
+def draws():
+    """Seeds random (the generator draws boundaries from it) and restores its state afterwards."""
+    state = random.getstate()
+
+    def seeded(seed, make):
+        random.seed(seed)
+        return make()
+
+    yield seeded
+    random.setstate(state)
+
+
+def every_email(rows, value):
+    """Each email, composed afresh on each call (serialising sets a message's boundaries)."""
+    o = outcome(
+        Status.APPLIED,
+        key=f"inbox/{value}.sealed",
+        delegate_email=value or None,
+        requester_email=value,
+        accounts=len(rows),
+        grants_created=len(rows),
+        errors=[FormError(Code.NAME_INVALID, f"bad {value}", row=3, column="Delegate First Name", value=value)],
+    )
+    common = dict(message_id="<m@x>", sender=SENDER)
+    return {
+        "completed": lambda: compose_completed(o, rows, to="r@x.example", delegate_name=value, **common),
+        "rejected": lambda: compose_rejected(o, to="r@x.example", marked_workbook=XLSX * 200, **common),
+        "rejected-to-ops": lambda: compose_rejected_to_ops(o, to="ops@x.example", **common),
+        "quarantined": lambda: compose_quarantined(o, to="ops@x.example", **common),
+    }
+
+
+def straightforward_bytes(monkeypatch, make):
+    """The email as the straightforward code writes it: tables cell by cell, the email package's own
+    content manager, header registry and generator."""
+    stock = policy.SMTP.clone(max_line_length=998)
+    with monkeypatch.context() as m:
+        m.setattr(compose, "_plain_cells", lambda rows: None)
+        m.setattr(compose, "_TEXT", contentmanager.raw_data_manager)
+        m.setattr(compose, "POLICY", stock)
+        return make().as_bytes(policy=stock)
+
+
+@pytest.mark.parametrize("value", ["", "Dee Delegate", *ADVERSARIAL[2:]], ids=repr)
+@pytest.mark.parametrize("kind", ["completed", "rejected", "rejected-to-ops", "quarantined"])
+def test_every_email_is_byte_for_byte_the_straightforward_codes(kind, value, draws, monkeypatch):
+    rows = PLAIN_ROWS if value == "Dee Delegate" else [*PLAIN_ROWS[:40], (value, value, value)]
+    make = every_email(rows, value)[kind]
+    ours = draws(7, lambda: as_bytes(make()))
+    theirs = draws(7, lambda: straightforward_bytes(monkeypatch, make))
+    assert ours == theirs
+
+
+def test_the_header_registry_gives_the_standard_header_classes():
+    stock = HeaderRegistry()
+    names = ["Subject", "From", "To", "Date", "Message-ID", "Auto-Submitted", "MIME-Version", "Content-Type"]
+    names += ["Content-Transfer-Encoding", "Content-Disposition", "Bcc", "X-Anything"]
+    for name in names + [n.lower() for n in names] + [n.upper() for n in names]:
+        made = compose.POLICY.header_factory[name]
+        assert made.__bases__ == stock[name].__bases__, name
+        assert made is compose.POLICY.header_factory[name.swapcase()]  # made once per header name
+
+
+@pytest.mark.parametrize("to", ["r@x.example", "山田 太郎 <r@x.example>", '"Dee, D." <d@x.example>, e@x.example'])
+def test_addresses_are_written_as_the_straightforward_code_writes_them(to, draws, monkeypatch):
+    def make():
+        o = outcome(Status.APPLIED, accounts=20)
+        return compose_completed(o, lines(), to=to, message_id="<m@x>", sender=f"Délégation <{to.split('<')[-1]}")
+
+    assert draws(5, lambda: as_bytes(make())) == draws(5, lambda: straightforward_bytes(monkeypatch, make))
+
+
+@pytest.mark.parametrize(
+    "payload", ["", "a", "a\n", "a\r\nb\rc\nd", "\r", "\n\n", "x\r\n\r\n", "no end", "\udc80\r\nx"], ids=repr
+)
+def test_payload_lines_are_written_as_the_email_package_writes_them(payload, draws):
+    def make():
+        msg = EmailMessage(policy=compose.POLICY)
+        msg.set_content("text\n")
+        msg.add_attachment(b"x", maintype="application", subtype="octet-stream")
+        msg.preamble, msg.epilogue = payload, payload
+        for part in msg.iter_parts():
+            part.set_payload(payload)
+        return msg
+
+    assert draws(3, lambda: as_bytes(make())) == draws(3, lambda: make().as_bytes(policy=compose.POLICY))
+
+
+def test_a_boundary_found_in_the_text_is_checked_and_drawn_again_as_the_email_package_does(draws):
+    boundary = draws(11, generator.Generator._make_boundary)
+    for text, chosen in [
+        (f"--{boundary}\n--{boundary}.0--\nsee --{boundary}.1\n", f"{boundary}.1"),
+        (f"mentions --{boundary}, not as a line\n", boundary),
+        ("nothing like it\n", boundary),
+    ]:
+        ours = draws(11, lambda: compose._Generator._make_boundary(text.encode()))  # noqa: B023 - called at once
+        theirs = draws(11, lambda: generator.BytesGenerator._make_boundary(text.encode()))  # noqa: B023
+        assert ours == theirs == chosen
+
+        def make(text=text):
+            msg = EmailMessage(policy=compose.POLICY)
+            msg.set_content(text)
+            msg.add_alternative("<p>x</p>", subtype="html")
+            return msg
+
+        assert draws(11, lambda: as_bytes(make())) == draws(11, lambda: make().as_bytes(policy=compose.POLICY))
