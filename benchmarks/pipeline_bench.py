@@ -400,20 +400,18 @@ def child_pipeline(spec_text: str) -> None:
     spec = json.loads(spec_text)
     t0 = time.perf_counter()
     variants = set(filter(None, os.environ.get("PIPELINE_BENCH_VARIANTS", "").split(",")))
-    early = None
-    if "early-server" in variants and not os.environ.get("PREFECT_API_URL"):
-        # the proposed `delegation run`: its temporary API server started first, while we import
-        early = start_api_server()
-        _EARLY_SERVER_PID[0] = early[0].pid
-        os.environ["PREFECT_API_URL"] = early[1]
-        import atexit
-
-        atexit.register(stop_api_server, early[0])
-    from flows.cli.pipeline_commands import quiet_prefect
+    from flows.cli.pipeline_commands import preload, quiet_prefect
 
     quiet_prefect()  # what `delegation run` sets before importing the flow
     if "no-api-logs" in variants:
         os.environ["PREFECT_LOGGING_TO_API_ENABLED"] = "false"
+    import contextlib
+
+    from flows.prefect_api import temporary_api
+
+    api_block = contextlib.ExitStack()  # as `delegation run`: its temporary API server first (none if external)
+    api = api_block.enter_context(temporary_api())
+    _EARLY_SERVER_PID[0] = api.process.pid if api.process else None
     clock = StageClock()
     w = clock.wrap
 
@@ -458,6 +456,8 @@ def child_pipeline(spec_text: str) -> None:
     import flows.pipeline as pipeline
     import flows.process_inbox as process_inbox
 
+    preload()  # as `delegation run`, while its server boots
+
     t_imported = time.perf_counter()
     if "gc-freeze" in variants:
         import gc
@@ -489,11 +489,10 @@ def child_pipeline(spec_text: str) -> None:
 
         profiler = Profiler(interval=0.001)
         profiler.start()
-    waited = 0.0
-    if early is not None:
-        started = time.perf_counter()
-        wait_healthy(*early)
-        waited = time.perf_counter() - started
+    started = time.perf_counter()
+    api.wait_ready()
+    waited = time.perf_counter() - started
+    if api.process is not None:
         clock.total["prefect server start"] = waited
     t_call = time.perf_counter()
     os.environ["DELEGATION_DB_URL"] = spec["db"]  # as `delegation run` passes it (never a flow parameter)
@@ -525,6 +524,7 @@ def child_pipeline(spec_text: str) -> None:
         "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "server_maxrss_kib": server_hwm,
     }), flush=True)
+    api_block.close()  # as `delegation run` leaves its block: Prefect's last logs sent, the server stopped
 
 
 class _ImportTimer:
@@ -889,8 +889,7 @@ def main() -> None:
     parser.add_argument("--drops-per-tick", type=float, default=2.0, help="average drops per interval")
     parser.add_argument("--variant", default="",
                         help="comma-separated changes proposed for code this benchmark does not edit, applied in "
-                             "the measured processes: early-server (`delegation run` starts its temporary API "
-                             "server first, without importing Prefect's server code), gc-freeze, no-api-logs")
+                             "the measured processes: gc-freeze, no-api-logs")
     parser.add_argument("--prefect-api", choices=("ephemeral", "external"), default="ephemeral",
                         help="ephemeral: each process starts its own temporary server, as `delegation run` does; "
                              "external: one API server for the whole benchmark, as a deployment's worker has")

@@ -12,10 +12,14 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from flows.prefect_api import TemporaryApi
 
 SAMPLES = Path(__file__).resolve().parent.parent / "sample_forms"
 # (sample file, name it is dropped under): valid forms, rejected ones, and the same form twice.
@@ -32,8 +36,11 @@ DROPS = [
 STYLE = {"applied": "green", "duplicate": "cyan", "rejected": "yellow", "quarantined": "red"}
 
 
-def run_demo(base: Path, console: Console | None = None) -> dict:
-    """Set everything up under `base` (wiped first), run the flow once, print the summary."""
+def run_demo(base: Path, console: Console | None = None, api: TemporaryApi | None = None) -> dict:
+    """Set everything up under `base` (wiped first), run the flow once, print the summary.
+
+    `api`: a temporary Prefect API server booting meanwhile (flows.prefect_api), waited for just
+    before the flow."""
     console = console or Console()
     started = time.monotonic()
     if base.exists():
@@ -43,6 +50,8 @@ def run_demo(base: Path, console: Console | None = None) -> dict:
     os.environ["DELEGATION_PRIVATE_KEY_FILE"] = str(paths["key"])
     from flows.process_inbox import process_inbox
 
+    if api is not None:
+        api.wait_ready()
     with _progress(console, paths["db"], waiting):
         result = process_inbox(inbox_url=str(base / "inbox"), db_url=paths["db"], outbox_dir=str(base / "outbox"),
                                report_json=str(base / "report.json"))
