@@ -819,6 +819,7 @@ _QUICK_TOKEN = re.compile(
     r'| t="s">\s*<v>\s*([0-9]{1,9})\s*</v>\s*</c>'  # 5 shared string index
     r'| t="inlineStr">\s*<is>\s*<t(?: xml:space="preserve")?>([^<]*)</t>\s*</is>\s*</c>'  # 6 text
     r')'
+    r'|(<[^>]*>?|[^<\s]+)'  # 7 any other markup or text: not the quick reader's
     r')'
 )
 _XML_REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#([0-9]+)|#x([0-9A-Fa-f]+));")
@@ -875,16 +876,15 @@ def _check_well_formed(xml: bytes) -> None:
 
 
 def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared: list[str]) -> SheetCells:
-    block = text[start:end]
-    if _QUICK_TOKEN.sub("", block).strip():  # markup of another shape: not the quick reader's
-        raise _NotQuick
     header: tuple[str, ...] = ("",) * _WIDTH
     rows: dict[int, tuple[str, ...]] = {}
     columns, strings, count_strings = _COLUMNS, shared, len(shared)
     last_row = count = number = column = 0
     values: list[str] | None = None
     row_text = ""
-    for row_number, empty, letter, cell_row, index, inline in _QUICK_TOKEN.findall(block):
+    for row_number, empty, letter, cell_row, index, inline, other in _QUICK_TOKEN.findall(text, start, end):
+        if other:
+            raise _NotQuick
         if letter:  # a cell
             if values is None or cell_row != row_text:
                 raise _NotQuick
