@@ -52,7 +52,7 @@ REQUESTER = ("Lan", "Nguyễn", "lan.nguyen@bench-foods.example", "4155550101")
 DELEGATE = ("Alex", "Rivera", "4155550104")  # one name and phone; the email tells delegates apart
 PLACEHOLDER = "d000000@bench-consult.example"  # same length as every delegate's email
 LEVELS = ("Full", "High", "Read Only")
-STAGES = ("fetch", "claim", "open", "read", "validate", "directory check", "apply", "mail compose",
+STAGES = ("fetch", "claim", "open", "read", "validate", "judging wait", "directory check", "apply", "mail compose",
           "mail deliver", "archive")
 
 
@@ -449,6 +449,8 @@ def child_pipeline(spec_text: str) -> None:
         "loaders.envelope": lambda m: w(m, "open_sealed", "open"),
         "loaders.workbook": lambda m: w(m, "read_workbook", "read"),
         "validators": lambda m: w(m, "validate_sheet", "validate"),
+        # judged ahead in worker processes: what the run waits for them (their CPU is counted apart)
+        "flows.judge": lambda m: w(m.Judges, "_result", "judging wait"),
         "loaders.mail": mail,
         "loaders.marked": lambda m: w(m, "mark_workbook", "mail compose"),
         "prefect.server.api.server": lambda m: w(m.SubprocessASGIServer, "start", "prefect server start"),
@@ -498,6 +500,7 @@ def child_pipeline(spec_text: str) -> None:
     os.environ["DELEGATION_DB_URL"] = spec["db"]  # as `delegation run` passes it (never a flow parameter)
     result = process_inbox.process_inbox(inbox_url=spec["inbox"], outbox_dir=spec["outbox"])
     t_returned = time.perf_counter()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the judging workers, reaped by now
     if profiler is not None:
         profiler.stop()
         Path(spec["profile"] + ".txt").write_text(profiler.output_text(unicode=True, show_all=False), encoding="utf-8")
@@ -522,6 +525,8 @@ def child_pipeline(spec_text: str) -> None:
         "stages_cpu": clock.cpu,
         "calls": clock.calls,
         "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "workers_cpu_s": children.ru_utime + children.ru_stime,
+        "workers_maxrss_kib": children.ru_maxrss,
         "server_maxrss_kib": server_hwm,
     }), flush=True)
     api_block.close()  # as `delegation run` leaves its block: Prefect's last logs sent, the server stopped
@@ -696,10 +701,12 @@ def report(m: dict) -> str:
         cpu_zero = median([sum(p["flow_body_cpu_s"] for p in r["procs"]) for r in runs["zero"]])
         srv_full = median([sum(p["server_body_cpu_s"] for p in r["procs"]) for r in runs["full"]])
         srv_zero = median([sum(p["server_body_cpu_s"] for p in r["procs"]) for r in runs["zero"]])
+        judges = median([sum(p.get("workers_cpu_s", 0.0) for p in r["procs"]) for r in runs["full"]])
         floor_cpu = (median(m["floor"]["n_cpu"]) - median(m["floor"]["zero_cpu"])) / n
-        lines.append(f"  CPU per form             flow process {(cpu_full - cpu_zero) / n * 1000:.1f} ms + its Prefect "
-                     f"server {(srv_full - srv_zero) / n * 1000:.1f} ms (floor's: {floor_cpu * 1000:.1f} ms); "
-                     "steadier than wall time on a shared machine")
+        server_cpu = (srv_full - srv_zero) / n
+        lines.append(f"  CPU per form             flow process {(cpu_full - cpu_zero) / n * 1000:.1f} ms + its judging "
+                     f"workers {judges / n * 1000:.1f} ms + its Prefect server {server_cpu * 1000:.1f} ms "
+                     f"(floor's: {floor_cpu * 1000:.1f} ms); steadier than wall time on a shared machine")
         if base_throughput is None:
             base_throughput = (workers, per_min, overall)
         else:
@@ -711,8 +718,10 @@ def report(m: dict) -> str:
         rss_flow = max(p["self_maxrss_kib"] for p in procs_full) / 1024
         rss_server = max(p["server_maxrss_kib"] for p in procs_full) / 1024
         rss_flow0 = max(p["self_maxrss_kib"] for p in procs_zero) / 1024
+        rss_judge = max(p.get("workers_maxrss_kib", 0) for p in procs_full) / 1024
         lines.append(f"  peak RSS                 flow process {rss_flow:.0f} MB over {n} forms "
-                     f"({rss_flow0:.0f} MB over none); its Prefect API server {rss_server:.0f} MB")
+                     f"({rss_flow0:.0f} MB over none); each judging worker {rss_judge:.0f} MB at most; "
+                     f"its Prefect API server {rss_server:.0f} MB")
         lines += _fixed_split(procs_zero)
         lines += _stage_split(procs_full, procs_zero, n, [r["wall"] for r in runs["full"]], workers)
     return "\n".join(lines)

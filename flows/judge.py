@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from grants.errors import Code, FileRejected, FormError
 from grants.form import DelegateForm
-from grants.sheet import SheetCells
 
 log = logging.getLogger("delegation")
 
@@ -42,12 +41,18 @@ def sha256(data: bytes) -> str:
 
 @dataclass
 class Verdict:
-    """A workbook judged on its own (sheet, cells, form rules): the form if valid, else every error."""
+    """A workbook judged on its own (sheet, cells, form rules): the form if valid, else every error.
+
+    Only what the decision needs of the sheet travels with it (it crosses between processes):
+    `first_row`, the first data row as written (the requester of an invalid form is looked up from
+    it), and `accounts`, the number of distinct account IDs written in column J.
+    """
 
     sha256: str
-    cells: SheetCells
     form: DelegateForm | None
     errors: list[FormError]
+    first_row: tuple[str, ...] | None = None
+    accounts: int = 0
 
 
 @dataclass
@@ -68,7 +73,9 @@ def judge_workbook(plaintext: bytes) -> Verdict:
 
     cells = read_workbook(plaintext)
     form, errors = validate_sheet(cells)
-    return Verdict(sha256(plaintext), cells, form, list(errors))
+    first_row = cells.rows[min(cells.rows)] if cells.rows else None
+    accounts = len({row[9] for row in cells.rows.values() if row[9]})
+    return Verdict(sha256(plaintext), form, list(errors), first_row, accounts)
 
 
 def judge_sealed(data: bytes, private_keys: Sequence[bytes], signers: Mapping | None,

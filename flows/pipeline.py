@@ -15,8 +15,11 @@ docs/reliability.md states each guarantee and the test that proves it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
+import queue
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -28,13 +31,8 @@ from flows.judge import MAX_SEALED_BYTES, Judgement, Judges, Lookahead, Verdict,
 from flows.settings import Settings
 from grants.errors import REQUESTER_IDENTITY_CODES
 from grants.outcome import Outcome, Status
-from grants.sheet import SheetCells
 
 log = logging.getLogger("delegation")
-
-# A batch this long is judged ahead in worker processes; a shorter one is not worth their start.
-POOL_MIN_ITEMS = 8
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -47,13 +45,17 @@ class Tuning:
     mail_retry_seconds: the base of a queued email's backoff between runs (x1, x5, x15, x60);
     retry_delays: the waits of the inbox listing's and the mail task's retries within a run;
     connect_delays: the waits between attempts to reach the database at the start of a run;
-    judge_workers: the worker processes that judge files ahead of the main one (0: judge in it).
+    judge_workers: the worker processes that judge files ahead of the main one (0: judge in it);
+    staged_min_files: a batch of at least this many files goes through in stages (judged ahead,
+    delivered and archived in a thread: `process_items`); a shorter one is not worth their start;
+    0: never.
     """
 
     mail_retry_seconds: float = 60.0
     retry_delays: tuple[float, ...] = (2.0, 5.0, 15.0)
     connect_delays: tuple[float, ...] = (1.0, 3.0)
     judge_workers: int = 0
+    staged_min_files: int = 8
 
     @classmethod
     def from_env(cls) -> Tuning:
@@ -68,6 +70,7 @@ class Tuning:
             retry_delays=delays("DELEGATION_RETRY_DELAYS", cls.retry_delays),
             connect_delays=delays("DELEGATION_CONNECT_DELAYS", cls.connect_delays),
             judge_workers=int(env.get("DELEGATION_JUDGE_WORKERS", _default_judge_workers())),
+            staged_min_files=int(env.get("DELEGATION_STAGED_MIN_FILES", cls.staged_min_files)),
         )
 
 
@@ -101,9 +104,13 @@ class Deps:
                                   workers=self.tuning.judge_workers)
         return self._judges
 
+    def staged(self, items: list) -> bool:
+        """Is this batch long enough to go through in stages?"""
+        return 0 < self.tuning.staged_min_files <= len(items)
+
     def lookahead(self, items: list) -> Lookahead | None:
         """Judging ahead for a batch of `items`, when it is long enough to be worth a pool."""
-        if len(items) < POOL_MIN_ITEMS or self.judges.workers <= 0:
+        if not self.staged(items) or self.judges.workers <= 0:
             return None
         return Lookahead(self.judges, items, lambda item: self.inbox.fetch(item.key, MAX_SEALED_BYTES, etag=item.etag),
                          depth=2 * self.judges.workers)
@@ -200,11 +207,12 @@ def signers_of(store) -> dict:
 
 
 def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] = utcnow,
-                 ahead: Lookahead | None = None) -> Outcome | None:
+                 ahead: Lookahead | None = None, finisher: Finisher | None = None) -> Outcome | None:
     """Bring one waiting file to its end state; None when another worker holds it (or finished it).
 
     IO failures (store, inbox) propagate: the claim is given back and a later run retries. With
-    `ahead`, the file was fetched and is being judged ahead of time.
+    `ahead`, the file was fetched and is being judged ahead of time; with `finisher`, its delivery
+    and archiving are handed over once its end state is committed (and None comes back).
     """
     from loaders.inbox import ItemChanged, ItemMissing
     from loaders.store import intake
@@ -237,7 +245,7 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
         except (ItemMissing, ItemChanged):
             intake.abandon(store, claim.submission_id, worker=worker)
             return None
-        return _finish_claimed(deps, claim, item, data, now, judgement)
+        return _finish_claimed(deps, claim, item, data, now, judgement, finisher)
     except intake.LostClaim:
         log.warning("%s: taken over by another worker (this worker's lease ran out); left to it", item.key)
         return None
@@ -248,15 +256,23 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
 
 
 def _finish_claimed(deps: Deps, claim, item, data: bytes, now: Callable[[], datetime],
-                    judgement: Callable[[], Judgement] | None) -> Outcome:
-    from loaders.store import intake
-
+                    judgement: Callable[[], Judgement] | None, finisher: Finisher | None) -> Outcome | None:
     if claim.outcome is None:  # not decided yet (a fresh claim, or a dead worker's expired one)
         outcome = decide_and_commit(deps, claim, item.key, data, received_at=claim.received_at, now=now(),
                                     judgement=judgement)
     else:  # decided and committed by a run that died before archiving: finish its work
         outcome = claim.outcome
     faults.point("after-commit")
+    if finisher is not None:
+        finisher.put(claim, item, outcome)
+        return None
+    return finish_decided(deps, claim, item, outcome)
+
+
+def finish_decided(deps: Deps, claim, item, outcome: Outcome) -> Outcome:
+    """A committed file's last steps, in this order: its email delivered, the original archived."""
+    from loaders.store import intake
+
     deliver_pending(deps, submission_id=claim.submission_id)
     faults.point("after-delivery")
     destination = deps.inbox.archive(item.key, str(outcome.status), etag=item.etag)
@@ -332,32 +348,104 @@ def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None =
     """Files to their end states, one after the other; one file's trouble never stops the others.
 
     An outage (database, object store) does: every other file would fail the same way, so they all
-    stay in the inbox, untouched, for the next run.
+    stay in the inbox, untouched, for the next run. A long batch goes through in three overlapping
+    stages: files judged ahead (`Lookahead`), one decided and committed at a time (here), the
+    committed ones delivered and archived in turn (`Finisher`).
     """
     batch = batch or Batch()
     ahead = deps.lookahead(items)
-    for n, item in enumerate(items):
-        if batch.stopped:
-            batch.failed += [i.key for i in items[n:]]
-            break
-        try:
-            outcome = process_item(deps, item, run_id=run_id, ahead=ahead)
-        except Exception as exc:  # noqa: BLE001 - one file's trouble must not stop the batch
-            batch.failed.append(item.key)
-            if is_outage(exc):
-                batch.stopped = outage_text(exc)
-                log.error("%s: not finished this run: %s is unavailable (%s); stopping, %d file(s) stay in "
-                          "the inbox for the next run", item.key, _service_of(exc), batch.stopped,
-                          len(items) - n)
+    finisher = Finisher(deps) if deps.staged(items) else None
+    try:
+        for n, item in enumerate(items):
+            if finisher is not None:
+                _take_finished(batch, finisher.finished(), len(items) - n)
+            if batch.stopped:
+                batch.failed += [i.key for i in items[n:]]
+                break
+            try:
+                outcome = process_item(deps, item, run_id=run_id, ahead=ahead, finisher=finisher)
+            except Exception as exc:  # noqa: BLE001 - one file's trouble must not stop the batch
+                _not_finished(batch, item, exc, len(items) - n)
                 continue
-            # Only the type and place: exception texts may quote data we must not log.
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            log.error("%s: not finished this run (%s at %s:%s); it stays in the inbox",
-                      item.key, type(exc).__name__, where.filename, where.lineno)
-            continue
-        if outcome is not None:
-            batch.done.append(outcome)
+            if outcome is not None:
+                batch.done.append(outcome)
+    finally:
+        if finisher is not None:
+            _take_finished(batch, finisher.close(), 0)
     return batch
+
+
+def _take_finished(batch: Batch, finished: list, left: int) -> None:
+    for item, outcome, exc in finished:
+        if exc is None:
+            batch.done.append(outcome)
+        else:
+            _not_finished(batch, item, exc, left)
+
+
+def _not_finished(batch: Batch, item, exc: BaseException, left: int) -> None:
+    """Record a file that reached no end state this run; an outage stops the batch."""
+    batch.failed.append(item.key)
+    if is_outage(exc):
+        batch.stopped = batch.stopped or outage_text(exc)
+        log.error("%s: not finished this run: %s is unavailable (%s); stopping, %d file(s) stay in "
+                  "the inbox for the next run", item.key, _service_of(exc), outage_text(exc), left)
+        return
+    # Only the type and place: exception texts may quote data we must not log.
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    log.error("%s: not finished this run (%s at %s:%s); it stays in the inbox",
+              item.key, type(exc).__name__, where.filename, where.lineno)
+
+
+class Finisher:
+    """Delivers and archives committed files in a thread of its own, one after the other.
+
+    While it waits on the disk or the network for one file's email and archive copy, the run's
+    main thread judges and commits the next. Each file takes the steps of `finish_decided`, in its
+    order; after an outage the files still queued are not tried (their claims are given back, and
+    the next run finishes them). `finished()` hands back (item, outcome, exception) of each.
+    """
+
+    def __init__(self, deps: Deps, depth: int = 4):
+        self._deps = deps
+        self._jobs: queue.Queue = queue.Queue(depth)
+        self._results: queue.Queue = queue.Queue()
+        self._outage: BaseException | None = None
+        context = contextvars.copy_context()  # Prefect's run context: the thread's log lines reach its API
+        self._thread = threading.Thread(target=context.run, args=(self._work,), name="finisher", daemon=True)
+        self._thread.start()
+
+    def put(self, claim, item, outcome: Outcome) -> None:
+        self._jobs.put((claim, item, outcome))
+
+    def finished(self) -> list[tuple]:
+        out = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                out.append(self._results.get_nowait())
+        return out
+
+    def close(self) -> list[tuple]:
+        """Wait for the queued files; what became of those not yet handed back."""
+        self._jobs.put(None)
+        self._thread.join()
+        return self.finished()
+
+    def _work(self) -> None:
+        from loaders.store import intake
+
+        while (job := self._jobs.get()) is not None:
+            claim, item, outcome = job
+            try:
+                if self._outage is not None:
+                    raise self._outage
+                self._results.put((item, finish_decided(self._deps, claim, item, outcome), None))
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
+                if is_outage(exc):
+                    self._outage = exc
+                with contextlib.suppress(Exception):
+                    intake.release(self._deps.store, claim.submission_id, worker=self._deps.settings.worker_id)
+                self._results.put((item, None, exc))
 
 
 def _service_of(exc: BaseException) -> str:
@@ -423,8 +511,8 @@ def apply_verdict(uow, outcome: Outcome, verdict: Verdict):
     """
     from loaders.store import apply_form, intake, record_rejected
 
-    outcome.requester_email, outcome.delegate_email = _first_row_contacts(verdict.cells)
-    outcome.accounts = len({row[9] for row in verdict.cells.rows.values() if row[9]})
+    outcome.requester_email, outcome.delegate_email = _first_row_contacts(verdict.first_row)
+    outcome.accounts = verdict.accounts
     if verdict.form is None:
         if intake.form_status(uow, verdict.sha256) == "applied":
             outcome.status = Status.DUPLICATE
@@ -446,11 +534,10 @@ def apply_verdict(uow, outcome: Outcome, verdict: Verdict):
     return plan
 
 
-def _first_row_contacts(cells: SheetCells) -> tuple[str | None, str | None]:
+def _first_row_contacts(row: tuple[str, ...] | None) -> tuple[str | None, str | None]:
     """The requester's and delegate's emails as written on the first data row (for reports)."""
-    if not cells.rows:
+    if row is None:
         return None, None
-    row = cells.rows[min(cells.rows)]
     return (row[2].lower() or None), (row[6].lower() or None)
 
 
@@ -465,7 +552,7 @@ def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, p
     if outcome.status is Status.DUPLICATE:
         return
     settings = deps.settings
-    login = intake.requester_login(uow, verdict.cells, verdict.form)
+    login = intake.requester_login(uow, verdict.first_row, verdict.form)
     mid = mail.message_id_for(claim.sealed_sha256, outcome.key, str(outcome.status))
     if outcome.status is Status.APPLIED:
         lines = [(c.account_id, str(c.new_level), str(c.action)) for c in plan.changes]

@@ -514,12 +514,17 @@ def smtpd_on(handler, port: int):
 # ------------------------------------------------------------------------------------ in-process
 
 
-def deps_for(world: World, *, tuning=None, **settings):
-    """Deps over the world, for calling flows.pipeline directly (no Prefect)."""
+def deps_for(world: World, *, tuning=None, staged: bool = False, **settings):
+    """Deps over the world, for calling flows.pipeline directly (no Prefect).
+
+    Files go one after the other, each to its end state before the next, unless `staged`: then every
+    batch is judged ahead by two worker processes and delivered and archived by the finisher thread.
+    """
     from flows.pipeline import Deps, Tuning
 
+    stages = {"judge_workers": 2, "staged_min_files": 1} if staged else {"judge_workers": 0, "staged_min_files": 0}
     return Deps.build(world.settings(**settings), tuning or Tuning(mail_retry_seconds=0, retry_delays=(),
-                                                                   connect_delays=()))
+                                                                   connect_delays=(), **stages))
 
 
 def waiting(deps) -> list:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from flows.judge import Judges, Lookahead, judge_sealed
-from flows.pipeline import Tuning, process_items
+from flows.pipeline import process_items
 from tests.pipeline_builders import (
     REQUESTER,
     assert_exactly_once,
@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_a_mixed_inbox_judged_ahead_by_worker_processes_ends_exactly_as_expected(tmp_path, sqlite_url):
     world = make_world(tmp_path, sqlite_url)
     world.drop(*mixed_inbox(world, valid=10))
-    deps = deps_for(world, tuning=Tuning(mail_retry_seconds=0, retry_delays=(), connect_delays=(), judge_workers=2))
+    deps = deps_for(world, staged=True)
     try:
         batch = process_items(deps, waiting(deps), run_id="ahead")
         assert deps.judges._pool is not None, "the batch was long enough to be judged ahead"

@@ -141,3 +141,32 @@ def test_a_file_dropped_again_under_a_dead_workers_name_is_judged_not_swept_into
     assert (reported.sha256, str(reported.status)) == (sha256(first.plaintext), "applied")
     assert len(inbox.keys("archive/applied/")) == 2 and inbox.keys("inbox/") == []
     assert all(s["archived_at"] is not None for s in table_rows(world.db_url, "submissions"))
+
+
+@pytest.mark.parametrize("fault", ["during-apply", "after-commit", "after-delivery", "after-archive"])
+def test_a_run_in_stages_killed_at_a_fault_point_is_finished_exactly_by_the_next_run(fault, tmp_path, sqlite_url,
+                                                                                   prefect_api):
+    """In stages, the files before the killed one may still have been on their way to the outbox
+    and the archive: whatever the kill interrupted, the next run finishes, each file exactly once."""
+    world = make_world(tmp_path, sqlite_url, delegates=8)
+    world.drop(*_inbox(world))
+    staged = {"DELEGATION_STAGED_MIN_FILES": "1", "DELEGATION_JUDGE_WORKERS": "2"}
+
+    code, out = run(world.env(DELEGATION_FAULT=f"{fault}@3", DELEGATION_LEASE_SECONDS=LEASE, **staged), prefect_api,
+                    log=tmp_path / "killed.log")
+    assert code == -9, out
+
+    subs = {s["object_key"]: s for s in table_rows(world.db_url, "submissions")}
+    for name, place in end_places(world.inbox_root).items():
+        if place != ["inbox"]:
+            assert subs[f"inbox/{name}"]["report"] is not None, f"{name} left the inbox before its end state"
+    time.sleep(float(LEASE) + 0.5)
+    code, out = run(world.env(**staged), prefect_api, "--report-json", str(tmp_path / "report.json"),
+                    log=tmp_path / "next.log")
+    assert code == 0, out
+
+    report = json.loads((tmp_path / "report.json").read_text())["forms"]
+    reported = {e["key"] for e in report}
+    finished_before = [json.loads(s["report"]) for s in table_rows(world.db_url, "submissions")
+                       if s["object_key"] not in reported]
+    assert_exactly_once(world, report + finished_before)

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 
 from grants.form import DelegateForm
 from grants.outcome import Outcome, sla_due
-from grants.sheet import SheetCells
 from loaders.store.schema import forms, outbox, people, submissions
 
 MAIL_LEASE = timedelta(minutes=5)
@@ -59,7 +58,7 @@ def claim(store, *, object_key: str, sealed_sha256: str, received_at: datetime, 
         submissions.c.sealed_sha256 == sealed_sha256,
         submissions.c.archived_at.is_(None),
     )
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
         inserted = conn.execute(
             store.insert(submissions)
@@ -103,7 +102,7 @@ def finish(uow, submission_id: int, outcome: Outcome, *, worker: str) -> None:
 def mark_archived(store, submission_id: int, destination: str) -> None:
     """The sealed original has left the inbox: the claim is released for good."""
     now = _now()
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         conn.execute(
             sa.update(submissions)
             .where(submissions.c.id == submission_id)
@@ -114,7 +113,7 @@ def mark_archived(store, submission_id: int, destination: str) -> None:
 def release(store, submission_id: int, *, worker: str | None = None) -> None:
     """Give the file back at once (a failed attempt): the next run may take it without waiting."""
     mine = [] if worker is None else [submissions.c.claimed_by == worker]
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         conn.execute(
             sa.update(submissions)
             .where(submissions.c.id == submission_id, submissions.c.archived_at.is_(None), *mine)
@@ -124,7 +123,7 @@ def release(store, submission_id: int, *, worker: str | None = None) -> None:
 
 def abandon(store, submission_id: int, *, worker: str) -> None:
     """Drop a claim on a file that left the inbox under us; an undecided claim leaves no row."""
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         gone = conn.execute(
             sa.delete(submissions)
             .where(submissions.c.id == submission_id, submissions.c.claimed_by == worker,
@@ -149,15 +148,16 @@ def form_status(uow, sha256: str) -> str | None:
     return uow.conn.execute(sa.select(forms.c.status).where(forms.c.sha256 == sha256)).scalar()
 
 
-def requester_login(uow, cells: SheetCells, form: DelegateForm | None) -> str | None:
-    """The login email on file when the form's requester details match that login exactly."""
+def requester_login(uow, first_row: tuple[str, ...] | None, form: DelegateForm | None) -> str | None:
+    """The login email on file when the form's requester details match that login exactly (those of
+    the valid `form`, else those written on the sheet's `first_row`)."""
     from grants.values import normalise_email, normalise_name, normalise_phone
 
     if form is not None:
         who = form.requester
         first, last, email, phone = who.first_name, who.last_name, who.email, who.phone
-    elif cells.rows:
-        raw = cells.rows[min(cells.rows)]
+    elif first_row is not None:
+        raw = first_row
         try:
             first, last = normalise_name(raw[0]), normalise_name(raw[1])
             email, phone = normalise_email(raw[2]), normalise_phone(raw[3])
@@ -215,7 +215,7 @@ def claim_pending_mail(store, *, submission_id: int | None = None, worker: str =
     if submission_id is not None:
         due = sa.and_(due, outbox.c.submission_id == submission_id)
     taken = []
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         for row in conn.execute(sa.select(outbox).where(due).order_by(outbox.c.created_at)).all():
             got = conn.execute(
                 sa.update(outbox)
@@ -232,13 +232,13 @@ def put_back(store, message_ids: list[str]) -> None:
     """Return mail taken but not tried (the server is down): due at once, the attempt not counted."""
     if not message_ids:
         return
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         conn.execute(sa.update(outbox).where(outbox.c.message_id.in_(message_ids), outbox.c.status == "pending")
                      .values(next_attempt_at=_now(), attempts=outbox.c.attempts - 1))
 
 
 def mail_sent(store, message_id: str) -> None:
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         conn.execute(sa.update(outbox).where(outbox.c.message_id == message_id)
                      .values(status="sent", sent_at=_now(), last_error=None))
 
@@ -248,7 +248,7 @@ def mail_failed(store, mail: Mail, error: str, *, dead: bool, retry_base: timede
     """A refused mail is dead-lettered (and `notice` queued in the same transaction, to tell
     someone); one that may go through later waits a growing while."""
     wait = retry_base * MAIL_BACKOFF[min(mail.attempts, len(MAIL_BACKOFF)) - 1]
-    with store.engine.begin() as conn:
+    with store.begin() as conn:
         conn.execute(
             sa.update(outbox).where(outbox.c.message_id == mail.message_id)
             .values(status="dead" if dead else "pending", last_error=error[:500],

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -47,6 +48,9 @@ class Store:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        # SQLite has one writer at a time: this process's threads take turns here instead of in
+        # SQLite's busy handler, which sleeps 1, 2, 5, 10 ms... between its tries.
+        self._turn: AbstractContextManager = threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
 
     @classmethod
     def connect(cls, url: str | sa.URL, *, upgrade: bool = True, **engine_kwargs) -> Store:
@@ -72,7 +76,7 @@ class Store:
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:
         """A write transaction that rolls back unless `uow.commit()` was called (also on error)."""
-        with self.engine.connect() as conn:
+        with self._turn, self.engine.connect() as conn:
             conn.begin()
             uow = UnitOfWork(self, conn)
             try:
@@ -80,6 +84,12 @@ class Store:
             finally:
                 if conn.in_transaction():
                     conn.rollback()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A write transaction committed at the end of the block (rolled back on error)."""
+        with self._turn, self.engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
