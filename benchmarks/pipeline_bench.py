@@ -450,7 +450,7 @@ def child_pipeline(spec_text: str) -> None:
         "loaders.workbook": lambda m: w(m, "read_workbook", "read"),
         "validators": lambda m: w(m, "validate_sheet", "validate"),
         # judged ahead in worker processes: what the run waits for them (their CPU is counted apart)
-        "flows.judge": lambda m: w(m.Judges, "_result", "judging wait"),
+        "flows.judge": lambda m: (w(m.Judges, "_result", "judging wait"), _watch_workers(m.Judges)),
         "loaders.mail": mail,
         "loaders.marked": lambda m: w(m, "mark_workbook", "mail compose"),
         "prefect.server.api.server": lambda m: w(m.SubprocessASGIServer, "start", "prefect server start"),
@@ -526,10 +526,29 @@ def child_pipeline(spec_text: str) -> None:
         "calls": clock.calls,
         "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "workers_cpu_s": children.ru_utime + children.ru_stime,
-        "workers_maxrss_kib": children.ru_maxrss,
+        "workers_maxrss_kib": max(_WORKERS_HWM, default=0),
         "server_maxrss_kib": server_hwm,
     }), flush=True)
     api_block.close()  # as `delegation run` leaves its block: Prefect's last logs sent, the server stopped
+
+
+_WORKERS_HWM: list[int] = []
+
+
+def _watch_workers(judges_class) -> None:
+    """Note each judging worker's peak RSS (VmHWM) just before its pool shuts down.
+
+    Not getrusage(RUSAGE_CHILDREN): a spawned child's maxrss counts the copy of this process it
+    was forked from before its exec."""
+    close = judges_class.close
+
+    def closing(self):
+        pool = self._pool
+        if pool is not None:
+            _WORKERS_HWM.extend(_vm_hwm(p.pid) for p in list(pool._processes.values()))
+        return close(self)
+
+    judges_class.close = closing
 
 
 class _ImportTimer:
@@ -636,11 +655,10 @@ def measure(args, sc: Scenario) -> dict:
     n = sc.n
     out = {"n": n, "db": args.db, "repeat": args.repeat, "by_workers": {}, "load_before": os.getloadavg()[0],
            "variant": args.variant or "none", "prefect_api": args.prefect_api}
-    floor0 = [run_floor(sc, False) for _ in range(args.repeat)]
-    floorN = [run_floor(sc, True) for _ in range(args.repeat)]
-    out["floor"] = {"zero": [f["wall"] for f in floor0], "n": [f["wall"] for f in floorN],
-                    "zero_cpu": [f["procs"][0]["cpu_s"] for f in floor0],
-                    "n_cpu": [f["procs"][0]["cpu_s"] for f in floorN]}
+    # The floor is measured right before each pipeline measurement, so that the two are paired: a
+    # shared machine's speed drifts by tens of percent within minutes.
+    floor0, floorN = [], []
+    out["floor"] = {"zero": [], "n": [], "zero_cpu": [], "n_cpu": []}
     for workers in args.workers:
         for w in range(workers):  # warm each worker's Prefect home (migrations on a fresh one: ~10 s)
             home = sc.work / f"prefect-home-{w}"
@@ -649,14 +667,20 @@ def measure(args, sc: Scenario) -> dict:
                 run_pipeline(sc, 1, False, f"warm-{w}") if w == 0 else _warm_one(sc, w)
                 print(f"  warmed Prefect home {w} in {time.perf_counter() - started:.1f} s (first run ever)",
                       file=sys.stderr)
-        zero, full = [], []
+        zero, full, paired = [], [], []
         for r in range(args.repeat):
+            floor0.append(run_floor(sc, False))
+            floorN.append(run_floor(sc, True))
+            paired.append((floor0[-1]["wall"], floorN[-1]["wall"]))
             profile = str(sc.work / f"profile-w{workers}") if args.profile and r == 0 else None
             zero.append(run_pipeline(sc, workers, False, f"w{workers}-zero-{r}", profile and profile + "-empty"))
             full.append(run_pipeline(sc, workers, True, f"w{workers}-full-{r}", profile and profile + f"-n{n}"))
             print(f"  workers={workers} rep {r + 1}/{args.repeat}: empty {zero[-1]['wall']:.2f} s, "
                   f"{n} forms {full[-1]['wall']:.2f} s", file=sys.stderr)
-        out["by_workers"][workers] = {"zero": zero, "full": full}
+        out["by_workers"][workers] = {"zero": zero, "full": full, "floor": paired}
+    out["floor"] = {"zero": [f["wall"] for f in floor0], "n": [f["wall"] for f in floorN],
+                    "zero_cpu": [f["procs"][0]["cpu_s"] for f in floor0],
+                    "n_cpu": [f["procs"][0]["cpu_s"] for f in floorN]}
     return out
 
 
@@ -696,7 +720,10 @@ def report(m: dict) -> str:
                      f"{per_min * ACCOUNTS_PER_FORM:,.0f} grants/min")
         lines.append(f"  overall (fixed included) {overall:,.0f} forms/min, "
                      f"{overall * ACCOUNTS_PER_FORM:,.0f} grants/min")
-        lines.append(f"  marginal / floor's       {marginal / floor_marginal:7.2f} x")
+        ratios = [(f["wall"] - z["wall"]) / (fn - f0) for z, f, (f0, fn) in zip(runs["zero"], runs["full"],
+                                                                               runs["floor"], strict=True)]
+        lines.append(f"  marginal / floor's       {marginal / floor_marginal:7.2f} x   (paired run by run: median "
+                     f"{median(ratios):.2f} x; runs: {', '.join(f'{x:.2f}' for x in ratios)})")
         cpu_full = median([sum(p["flow_body_cpu_s"] for p in r["procs"]) for r in runs["full"]])
         cpu_zero = median([sum(p["flow_body_cpu_s"] for p in r["procs"]) for r in runs["zero"]])
         srv_full = median([sum(p["server_body_cpu_s"] for p in r["procs"]) for r in runs["full"]])
