@@ -116,6 +116,20 @@ def test_a_failed_write_leaves_no_file_and_no_temporary(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_half_written_temporary_of_a_write_killed_midway_goes_with_the_next_delivery(tmp_path):
+    data, mid = a_message()
+    other, other_mid = a_message(2)
+    transport = open_transport(outbox_dir=tmp_path)
+    killed = tmp_path / f".{eml_name(mid)}.0badf00d.tmp"  # SIGKILL between its write and its rename
+    killed.write_bytes(data[:100])
+    kept = tmp_path / f".{eml_name(other_mid)}.0badf00d.tmp"  # another message's: not this delivery's
+    kept.write_bytes(other[:100])
+
+    transport.send(data, mid, [REQUESTER])
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([eml_name(mid), kept.name])
+
+
 @pytest.mark.parametrize(
     ("a", "b"),
     [("<a/b@x>", "<a_b@x>"), ("<../../etc@x>", "<.._.._etc@x>"), ("<a b@x>", "<a_b@x>")],

@@ -9,6 +9,7 @@ retry may deliver it twice; receivers can tell the copies apart by their one Mes
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import logging
 import os
@@ -96,6 +97,9 @@ class FolderTransport:
         final = self.path_for(message_id)
         if final.exists():
             return  # delivered before (a retry after a crash): exactly once
+        for stale in self.dir.glob(f".{glob.escape(final.name)}.*.tmp"):  # an attempt killed mid-write
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         tmp = self.dir / f".{final.name}.{secrets.token_hex(4)}.tmp"
         try:
             with open(tmp, "xb") as f:
