@@ -267,53 +267,6 @@ def child_env(prefect_home: Path, key: Path) -> dict:
 # ============================================================================ Prefect's API server
 
 
-def start_api_server(prefect_home: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """Prefect's API server as its ephemeral mode runs it (uvicorn, no UI, no services), on a free
-    port; (process, API URL). Started without importing Prefect here (that import is ~1 s)."""
-    import importlib.util
-    import socket
-
-    app_dir = str(Path(importlib.util.find_spec("prefect").origin).parent.parent)
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    if prefect_home is not None:
-        env["PREFECT_HOME"] = str(prefect_home)
-    with socket.socket() as probe:  # a free port (Prefect picks one at random and retries likewise)
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory", "prefect.server.api.server:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
-        env=env, stdout=subprocess.DEVNULL)
-    return proc, f"http://127.0.0.1:{port}/api"
-
-
-def wait_healthy(proc: subprocess.Popen, api_url: str, timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Prefect API server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{api_url}/health", timeout=1) as answer:  # noqa: S310 - our own localhost
-                if answer.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("the Prefect API server did not answer in time")
-
-
-def stop_api_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def run_pipeline(sc: Scenario, workers: int, forms: bool, tag: str, profile: str | None = None) -> dict:
     place = sc.fresh(tag, forms)
     argvs, envs = [], []
@@ -654,7 +607,7 @@ def spread(values: list[float]) -> str:
 def measure(args, sc: Scenario) -> dict:
     n = sc.n
     out = {"n": n, "db": args.db, "repeat": args.repeat, "by_workers": {}, "load_before": os.getloadavg()[0],
-           "variant": args.variant or "none", "prefect_api": args.prefect_api}
+           "variant": ", ".join([args.variant, *args.stages]).strip(", ") or "none", "prefect_api": args.prefect_api}
     # The floor is measured right before each pipeline measurement, so that the two are paired: a
     # shared machine's speed drifts by tens of percent within minutes.
     floor0, floorN = [], []
@@ -929,6 +882,9 @@ def main() -> None:
     parser.add_argument("--prefect-api", choices=("ephemeral", "external"), default="ephemeral",
                         help="ephemeral: each process starts its own temporary server, as `delegation run` does; "
                              "external: one API server for the whole benchmark, as a deployment's worker has")
+    parser.add_argument("--stages", metavar="SETTING=VALUE", action="append", default=[],
+                        help="DELEGATION_JUDGE_WORKERS=N or DELEGATION_STAGED_MIN_FILES=N for the measured "
+                             "processes (default: the pipeline's own)")
     parser.add_argument("--work-dir", type=Path, help="scratch folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
@@ -942,12 +898,20 @@ def main() -> None:
     server = None
     if args.variant:
         CHILD_EXTRA_ENV["PIPELINE_BENCH_VARIANTS"] = args.variant
+    for setting in args.stages:
+        name, _, value = setting.partition("=")
+        if name not in ("DELEGATION_JUDGE_WORKERS", "DELEGATION_STAGED_MIN_FILES"):
+            parser.error(f"--stages takes DELEGATION_JUDGE_WORKERS or DELEGATION_STAGED_MIN_FILES, not {name}")
+        CHILD_EXTRA_ENV[name] = value
     try:
         print(f"pipeline_bench: scratch folder {work}", file=sys.stderr)
-        if args.prefect_api == "external":
-            server, url = start_api_server(work / "prefect-home-external")
-            wait_healthy(server, url, timeout=180)  # a fresh database is migrated first
-            CHILD_EXTRA_ENV.update(PREFECT_API_URL=url, PIPELINE_BENCH_SERVER_PID=str(server.pid))
+        if args.prefect_api == "external":  # the server `delegation run` would start, started once here
+            from flows.prefect_api import TemporaryApi
+
+            os.environ["PREFECT_HOME"] = str(work / "prefect-home-external")
+            server = TemporaryApi.launch()
+            server.wait_ready(timeout=180)  # a fresh database is migrated first
+            CHILD_EXTRA_ENV.update(PREFECT_API_URL=server.url, PIPELINE_BENCH_SERVER_PID=str(server.process.pid))
         sc.build()
         if args.latency:
             print(latency(args, sc))
@@ -960,7 +924,7 @@ def main() -> None:
             print(f"\nprofiles: {work}/profile-w*.txt / .html")
     finally:
         if server is not None:
-            stop_api_server(server)
+            server.stop()
         sc.cleanup()
         if not args.keep and not args.profile:
             shutil.rmtree(work, ignore_errors=True)

@@ -72,20 +72,24 @@ def test_a_run_killed_at_a_fault_point_is_finished_exactly_by_the_next_run(fault
     assert code == -9, out
 
     _assert_killed_state(world, fault, killed)
-    time.sleep(float(LEASE) + 0.5)  # the dead worker's lease runs out
-
-    code, out = run(world.env(), prefect_api, "--report-json", str(tmp_path / "report.json"),
-                    log=tmp_path / "next.log")
-    assert code == 0, out
-
-    report = json.loads((tmp_path / "report.json").read_text())["forms"]
+    report, finished_before = _next_run(world, world.env(), prefect_api, tmp_path)
     reported = {e["key"] for e in report}
-    finished_before = [json.loads(s["report"]) for s in table_rows(world.db_url, "submissions")
-                       if s["object_key"] not in reported]
     # the killed run wrote no report: the two files it finished are known by their stored entries
     assert sorted(e["key"] for e in finished_before) == sorted(d.key for d in world.drops[:2])
     assert_exactly_once(world, report + finished_before)
     assert killed.key in reported, "the killed file is reported by the run that finished it"
+
+
+def _next_run(world, env: dict, prefect_api, tmp_path) -> tuple[list[dict], list[dict]]:
+    """Once the dead worker's lease has run out, a normal run: its report entries, and the stored
+    entries of the files the killed run finished (it wrote no report)."""
+    time.sleep(float(LEASE) + 0.5)
+    code, out = run(env, prefect_api, "--report-json", str(tmp_path / "report.json"), log=tmp_path / "next.log")
+    assert code == 0, out
+    report = json.loads((tmp_path / "report.json").read_text())["forms"]
+    reported = {e["key"] for e in report}
+    return report, [json.loads(s["report"]) for s in table_rows(world.db_url, "submissions")
+                    if s["object_key"] not in reported]
 
 
 def _assert_killed_state(world, fault: str, killed: Drop) -> None:
@@ -160,13 +164,5 @@ def test_a_run_in_stages_killed_at_a_fault_point_is_finished_exactly_by_the_next
     for name, place in end_places(world.inbox_root).items():
         if place != ["inbox"]:
             assert subs[f"inbox/{name}"]["report"] is not None, f"{name} left the inbox before its end state"
-    time.sleep(float(LEASE) + 0.5)
-    code, out = run(world.env(**staged), prefect_api, "--report-json", str(tmp_path / "report.json"),
-                    log=tmp_path / "next.log")
-    assert code == 0, out
-
-    report = json.loads((tmp_path / "report.json").read_text())["forms"]
-    reported = {e["key"] for e in report}
-    finished_before = [json.loads(s["report"]) for s in table_rows(world.db_url, "submissions")
-                       if s["object_key"] not in reported]
+    report, finished_before = _next_run(world, world.env(**staged), prefect_api, tmp_path)
     assert_exactly_once(world, report + finished_before)
