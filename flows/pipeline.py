@@ -1,7 +1,8 @@
 """One dropped file from the inbox to its end state: open, judge, commit, mail, archive.
 
 Plain functions with their dependencies passed in (no Prefect here): the flow in
-`process_inbox.py` calls them in batches, and `delegation apply` / `check` reuse the judging part.
+`process_inbox.py` calls them in batches, and `delegation apply` / `check` reuse the judging part
+(flows/judge.py).
 
 The order is what makes the guarantees of issue 5 hold:
 1. claim the file in the database (object key + sha256 of the sealed bytes, with a lease);
@@ -9,7 +10,9 @@ The order is what makes the guarantees of issue 5 hold:
 3. after commit, deliver the mail (the outbox row keeps its Message-ID: delivery is idempotent);
 4. only then move the sealed original out of the inbox; a crash anywhere is finished by a later run.
 
-docs/reliability.md states each guarantee and the test that proves it.
+A long batch runs these in overlapping stages (`process_items`): judging ahead in worker
+processes, steps 1-2 here, steps 3-4 in the `Finisher` thread; each file's own order is kept.
+docs/reliability.md states each guarantee and the test that proves it; docs/performance.md the cost.
 """
 
 from __future__ import annotations
