@@ -32,9 +32,6 @@ from grants.form import DelegateForm
 
 log = logging.getLogger("delegation")
 
-MAX_SEALED_BYTES = 10 * 1024 * 1024
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -84,9 +81,7 @@ def judge_sealed(data: bytes, private_keys: Sequence[bytes], signers: Mapping | 
     from loaders.envelope import open_sealed
 
     judgement = Judgement()
-    try:
-        if len(data) > MAX_SEALED_BYTES:
-            raise FileRejected(Code.FILE_TOO_LARGE, f"the sealed file is over {MAX_SEALED_BYTES // 2**20} MiB")
+    try:  # open_sealed refuses a file over the size limit first (FILE_TOO_LARGE)
         opened = open_sealed(data, private_keys, signers=signers, require_signature=require_signature)
         judgement.submitted_by = opened.submitted_by
         judgement.plaintext = opened.plaintext

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flows import faults
-from flows.judge import MAX_SEALED_BYTES, Judgement, Judges, Lookahead, Verdict, sha256
+from flows.judge import Judgement, Judges, Lookahead, Verdict, sha256
 from flows.settings import Settings
 from grants.errors import REQUESTER_IDENTITY_CODES
 from grants.outcome import Outcome, Status
 
 log = logging.getLogger("delegation")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -115,8 +116,7 @@ class Deps:
         """Judging ahead for a batch of `items`, when it is long enough to be worth a pool."""
         if not self.staged(items) or self.judges.workers <= 0:
             return None
-        return Lookahead(self.judges, items, lambda item: self.inbox.fetch(item.key, MAX_SEALED_BYTES, etag=item.etag),
-                         depth=2 * self.judges.workers)
+        return Lookahead(self.judges, items, lambda item: fetch_sealed(self, item), depth=2 * self.judges.workers)
 
     def close(self) -> None:
         """Stop the judging workers and close the database's connections."""
@@ -224,7 +224,7 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
     judgement = None
     try:
         if ahead is None:
-            data = inbox.fetch(item.key, MAX_SEALED_BYTES, etag=item.etag)
+            data = fetch_sealed(deps, item)
         else:
             data, judgement = ahead.take(item)
     except (ItemMissing, ItemChanged):  # archived by another worker, or replaced since listing
@@ -256,6 +256,13 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
         with contextlib.suppress(Exception):  # the original failure is the one to report
             intake.release(store, claim.submission_id, worker=worker)  # the lease would expire anyway
         raise
+
+
+def fetch_sealed(deps: Deps, item) -> bytes:
+    """The listed file's sealed bytes, one byte past the size limit at most (enough to refuse it)."""
+    from loaders.envelope import MAX_SEALED_SIZE
+
+    return deps.inbox.fetch(item.key, MAX_SEALED_SIZE, etag=item.etag)
 
 
 def _finish_claimed(deps: Deps, claim, item, data: bytes, now: Callable[[], datetime],

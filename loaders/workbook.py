@@ -122,14 +122,14 @@ def read_workbook(data: bytes) -> SheetCells:
 def _read_form_sheet(package: _Package, part: str, names: tuple[str, ...], shared: list[str]) -> SheetCells:
     """The form sheet's cells: by the quick reader when the sheet is a usual one, else the general one."""
     if package.size(part) <= QUICK_SHEET_MAX:
-        budget = package.budget
+        budget = package._left  # inflated bytes still allowed, over all parts
         chunks = _small_part(package, part)
         if chunks is not None:
             cells = _quick_sheet(b"".join(chunks), names, shared)
             if cells is not None:
                 return cells
             return _FormSheet(names, shared).read(_XmlStream(iter(chunks)))
-        package.budget = budget  # the general reader meets the problem where it lies, and says so
+        package._left = budget  # the general reader meets the problem where it lies, and says so
     return _FormSheet(names, shared).read(package.stream(part))
 
 
@@ -214,15 +214,6 @@ class _Package:
     def size(self, name: str) -> int:
         """The part's inflated size, as the zip directory declares it (checked while inflating)."""
         return self._parts[name].file_size
-
-    @property
-    def budget(self) -> int:
-        """Inflated bytes still allowed, over all parts."""
-        return self._left
-
-    @budget.setter
-    def budget(self, value: int) -> None:
-        self._left = value
 
     def stream(self, name: str, limit: int | None = None) -> _XmlStream:
         """The XML part `name` (lower-cased), ready to be parsed."""

@@ -157,10 +157,9 @@ def requester_login(uow, first_row: tuple[str, ...] | None, form: DelegateForm |
         who = form.requester
         first, last, email, phone = who.first_name, who.last_name, who.email, who.phone
     elif first_row is not None:
-        raw = first_row
         try:
-            first, last = normalise_name(raw[0]), normalise_name(raw[1])
-            email, phone = normalise_email(raw[2]), normalise_phone(raw[3])
+            first, last = normalise_name(first_row[0]), normalise_name(first_row[1])
+            email, phone = normalise_email(first_row[2]), normalise_phone(first_row[3])
         except ValueError:
             return None
     else:
