@@ -10,7 +10,7 @@ import random
 import re
 from collections import namedtuple
 from datetime import UTC, datetime
-from email import contentmanager, generator, policy, quoprimime
+from email import generator, policy
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 
@@ -390,8 +390,8 @@ def reference_html_table(titles, rows):
         return f"<{tag}>{html.escape(compose._one_line(value), quote=True)}</{tag}>"
 
     head = "".join(cell("th", t) for t in titles)
-    body = "".join("<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in rows)
-    return f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
+    body = "".join("\n<tr>" + "".join(cell("td", c) for c in r) + "</tr>" for r in rows)
+    return f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}\n</table>"
 
 
 def reference_csv(rows):
@@ -457,56 +457,6 @@ def test_tables_of_any_cells_are_the_cell_by_cell_tables(lines_):
     assert_tables_are_the_reference(lines_)
 
 
-def quoted_printable_sweep():
-    """Escapes and line-end whitespace at and around every place quoprimime breaks a line."""
-    for maxlen in (4, 5, 7, 998):
-        for length in range(max(0, maxlen - 5), maxlen + 6):
-            for at in range(max(0, length - 4), length):
-                for special in ("=", " ", "\t", "é", "\x00"):
-                    line = "x" * at + special + "y" * (length - at - 1)
-                    for end in ("", "\n", "\r\n", " \n", "\t"):
-                        yield line + end + line, maxlen
-
-
-def test_quoted_printable_is_quoprimimes_around_every_line_break():
-    for body, maxlen in quoted_printable_sweep():
-        assert compose._qp_body(body, maxlen) == quoprimime.body_encode(body, maxlen), (body, maxlen)
-    every_byte = "".join(map(chr, range(256)))
-    for body in (every_byte, every_byte * 9, "<p a='1'>" * 500 + "\n", "", "\n", "=", " "):
-        assert compose._qp_body(body, 998) == quoprimime.body_encode(body, 998)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from([*"ab=~ \t\r\n", "\x00", "\x7f", "é", "\xff"])), st.integers(4, 24))
-def test_quoted_printable_of_any_latin1_text_is_quoprimimes(body, maxlen):
-    assert compose._qp_body(body, maxlen) == quoprimime.body_encode(body, maxlen)
-
-
-TEXTS = [
-    "",
-    "Hello\n",
-    "a\r\nb\rc\nd",
-    "Nguyễn Thị Ánh\n",  # 8bit
-    "x" * 2000 + "\n",  # one long line: quoted-printable
-    "<p class='x'>a=b</p>" * 300 + "\n",
-    "x" * 1200 + " \n" + "y" * 997 + "\t",
-    "é" * 2000 + "\n",  # long and not ASCII: base64
-    "\n".join(["short"] * 12 + ["x=" * 700]) + "\n",  # more than ten lines, one long
-    "\n".join(["\x00\x1b\x7f" * 400] * 3),
-    "山田 太郎 " * 200,
-]
-
-
-@pytest.mark.parametrize("subtype", ["plain", "html"])
-@pytest.mark.parametrize("text", TEXTS, ids=range(len(TEXTS)))
-def test_text_parts_are_encoded_as_the_email_package_encodes_them(text, subtype):
-    ours, theirs = EmailMessage(policy=compose.POLICY), EmailMessage(policy=compose.POLICY)
-    ours.set_content(text, subtype=subtype, content_manager=compose._TEXT)
-    theirs.set_content(text, subtype=subtype)
-    assert ours.items() == theirs.items()
-    assert ours.as_bytes(policy=compose.POLICY) == theirs.as_bytes(policy=compose.POLICY)
-
-
 @pytest.fixture
 def draws():
     """Seeds random (the generator draws boundaries from it) and restores its state afterwards."""
@@ -542,11 +492,10 @@ def every_email(rows, value):
 
 def straightforward_bytes(monkeypatch, make):
     """The email as the straightforward code writes it: tables cell by cell, the email package's own
-    content manager, header registry and generator."""
+    header registry and generator."""
     stock = policy.SMTP.clone(max_line_length=998)
     with monkeypatch.context() as m:
         m.setattr(compose, "_plain_cells", lambda rows: None)
-        m.setattr(compose, "_TEXT", contentmanager.raw_data_manager)
         m.setattr(compose, "POLICY", stock)
         return make().as_bytes(policy=stock)
 

@@ -6,14 +6,14 @@ HTML, kept on one line in text, and never reaches a header unsanitised.
 
 The completed email lists up to 500 accounts three times, so its cost is in the tables and in the
 email package. Tables whose every cell needs no escaping in any format (_plain_cells) are built with
-one format each; the text parts are encoded (_set_text) and the message written (_Generator) by
-faster equivalents of the email package's own steps. Each gives the bytes the straightforward code
-gives: tests/test_mail_compose.py holds them to it.
+one format each, and an HTML table has a row per line (short lines: 7bit, no quoted-printable
+encoding of the whole part); the message is written (_Generator) by a faster equivalent of the
+email package's own writer. Each gives the bytes the straightforward code gives:
+tests/test_mail_compose.py holds them to it.
 """
 
 from __future__ import annotations
 
-import binascii
 import csv
 import hashlib
 import html
@@ -21,8 +21,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from email import policy, quoprimime
-from email.contentmanager import ContentManager
+from email import policy
 from email.generator import BytesGenerator
 from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
@@ -456,13 +455,14 @@ def _text_table(
 
 
 def _html_table(titles: Sequence[str], rows: Sequence[Sequence[object]], plain: tuple[str, ...] | None = None) -> str:
-    """An HTML table, every cell escaped; given `plain` (_plain_cells of three-cell rows), as they are."""
+    """An HTML table, a row per line, every cell escaped; given `plain` (_plain_cells of three-cell
+    rows), as they are."""
     head = "".join(f"<th>{_h(t)}</th>" for t in titles)
     if plain is not None and len(titles) == 3:
-        body = ("<tr><td>%s</td><td>%s</td><td>%s</td></tr>" * len(rows)) % plain
+        body = ("\n<tr><td>%s</td><td>%s</td><td>%s</td></tr>" * len(rows)) % plain
     else:
-        body = "".join("<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
+        body = "".join("\n<tr>" + "".join(f"<td>{_h(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}\n</table>"
 
 
 _ERROR_TITLES = ("Row", "Column", "Value", "Code", "Message")
@@ -492,95 +492,6 @@ def _html_errors(errors: Sequence[FormError]) -> str:
     return _html_table(_ERROR_TITLES, [_error_cells(e) for e in errors])
 
 
-# --- the text parts' encoding ----------------------------------------------------------------
-#
-# email.contentmanager's set_text_content, for utf-8, with one change: quoted-printable text (the HTML
-# part is one long line, so it is quoted-printable) is translated by str.replace when it is printable
-# ASCII, instead of quoprimime's per-character str.translate over every byte (most of an HTML
-# part's cost). The headers, the choice of encoding and the bytes are the standard library's:
-# tests/test_mail_compose.py holds both to the same output.
-
-_QP_ASCII = re.compile(r"[\t\n\r -~]*")  # quoted-printable keeps all of these but "=" as they are
-
-
-def _qp_body(body: str, maxlinelen: int) -> str:
-    """email.quoprimime.body_encode(body, maxlinelen), faster for printable ASCII."""
-    if not body or not _QP_ASCII.fullmatch(body):
-        return quoprimime.body_encode(body, maxlinelen)
-    body = body.replace("=", "=3D")
-    # From here on, quoprimime.body_encode's own line splitting (eol "\n").
-    maxlinelen1 = maxlinelen - 1
-    encoded_body: list[str] = []
-    append = encoded_body.append
-    for line in body.splitlines():
-        start = 0
-        laststart = len(line) - 1 - maxlinelen
-        while start <= laststart:
-            stop = start + maxlinelen1
-            if line[stop - 2] == "=":  # never break an escape sequence
-                append(line[start : stop - 1])
-                start = stop - 2
-            elif line[stop - 1] == "=":
-                append(line[start:stop])
-                start = stop - 1
-            else:
-                append(line[start:stop] + "=")
-                start = stop
-        if line and line[-1] in " \t":  # whitespace at the end of a line is quoted
-            room = start - laststart
-            if room >= 3:
-                q = quoprimime.quote(line[-1])
-            elif room == 2:
-                q = line[-1] + "=\n"
-            else:
-                q = "=\n" + quoprimime.quote(line[-1])
-            append(line[start:-1] + q)
-        else:
-            append(line[start:])
-    if body[-1] in "\r\n":
-        append("")
-    return "\n".join(encoded_body)
-
-
-def _encode_text(string: str, rules: policy.EmailPolicy) -> tuple[str, str]:
-    """email.contentmanager._encode_text(string, "utf-8", None, rules): the encoding and the payload."""
-    max_line_length = rules.max_line_length
-    lines = string.encode("utf-8").splitlines()
-    if max(map(len, lines), default=0) <= max_line_length:
-        body = b"\n".join(lines) + b"\n"
-        try:
-            return "7bit", body.decode("ascii")
-        except UnicodeDecodeError:
-            pass
-        if rules.cte_type == "8bit":
-            return "8bit", body.decode("ascii", "surrogateescape")
-    linesep = rules.linesep.encode("ascii")
-    sniff = linesep.join(lines[:10]) + linesep
-    sniff_qp = _qp_body(sniff.decode("latin-1"), max_line_length)
-    if len(sniff_qp) > (len(sniff) + 2) // 3 * 4 + 1:  # len(binascii.b2a_base64(sniff))
-        data = linesep.join(lines) + linesep
-        per_line = max_line_length // 4 * 3
-        return "base64", "".join(
-            binascii.b2a_base64(data[i : i + per_line]).decode("ascii") for i in range(0, len(data), per_line)
-        )
-    if len(lines) <= 10:
-        return "quoted-printable", sniff_qp
-    return "quoted-printable", _qp_body((b"\n".join(lines) + b"\n").decode("latin-1"), max_line_length)
-
-
-def _set_text(msg: EmailMessage, string: str, subtype: str = "plain") -> None:
-    """email.contentmanager.set_text_content(msg, string, subtype) with its utf-8 default."""
-    msg["Content-Type"] = f"text/{subtype}"
-    cte, payload = _encode_text(string, msg.policy)
-    msg.set_payload(payload)
-    msg.set_param("charset", "utf-8", replace=True)
-    msg["Content-Transfer-Encoding"] = cte
-
-
-_TEXT = ContentManager()
-_TEXT.add_set_handler(str, _set_text)
-
-
 def _message(
     *,
     subject: str,
@@ -598,10 +509,9 @@ def _message(
     msg["Message-ID"] = _one_line(message_id)
     msg["Date"] = format_datetime((date or datetime.now(UTC)).astimezone(UTC))
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
-    msg.set_content(text + "\n", content_manager=_TEXT)
+    msg.set_content(text + "\n")
     msg.add_alternative(
         "<!doctype html><html><head><meta charset='utf-8'></head><body>" + html_body + "</body></html>\n",
         subtype="html",
-        content_manager=_TEXT,
     )
     return msg
