@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import gc
 import hashlib
 import importlib
 import logging
@@ -187,6 +188,7 @@ def _start_worker(private_keys: list[bytes], signers: dict, require_signature: b
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
     for module in ("loaders.envelope", "loaders.workbook", "validators"):  # paid now, not with the first file
         importlib.import_module(module)
+    gc.freeze()  # what the imports made lives as long as the worker: the collector need not scan it
 
 
 def _exit_with_parent(parent: int) -> None:

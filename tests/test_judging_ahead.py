@@ -137,3 +137,17 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_cycle_collector_is_as_before_once_the_last_of_overlapping_batches_ends():
+    import gc
+
+    from flows.pipeline import quiet_collector
+
+    before = gc.get_threshold()
+    with quiet_collector(young=12_345):
+        assert gc.get_threshold()[0] == 12_345 and gc.get_freeze_count() > 0
+        with quiet_collector(young=99_999):  # a second batch meanwhile (another thread's): no change
+            assert gc.get_threshold()[0] == 12_345
+        assert gc.get_threshold()[0] == 12_345
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
