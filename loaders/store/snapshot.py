@@ -1,4 +1,7 @@
-"""What the directory says about one form, in at most five queries whatever its size."""
+"""What the directory says about one form, in at most five queries whatever its size.
+
+The queries are built once (`Prepared`): building them for each form cost more than running them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from sqlalchemy.engine import Connection
 from grants.directory import Account, CustomerType, Grant, GrantStatus, Person, Role, Snapshot
 from grants.form import AccessLevel, DelegateForm
 from loaders.store.schema import accounts, customers, grants, people, roles
-from loaders.store.sql import among
+from loaders.store.sql import Prepared, among_param, listed
 
 _MEMBERS = {kind: {m.value: m for m in kind} for kind in (CustomerType, AccessLevel, GrantStatus)}
 
@@ -23,6 +26,42 @@ def person_of(row) -> Person:
     return Person(row.person_id, row.first_name, row.last_name, row.email, row.phone)
 
 
+_PEOPLE = Prepared(lambda _: sa.select(people).where(people.c.email.in_(sa.bindparam("emails", expanding=True))))
+_ACCOUNTS = Prepared(lambda dialect: (
+    sa.select(accounts.c.account_id, accounts.c.customer_id, accounts.c.status, customers.c.customer_type)
+    .join(customers, customers.c.customer_id == accounts.c.customer_id)
+    .where(among_param(dialect, accounts.c.account_id, sa.bindparam("account_ids")))
+))
+_ROLES = Prepared(lambda _: sa.select(roles.c.customer_id, roles.c.person_id, roles.c.role).where(
+    roles.c.customer_id.in_(sa.bindparam("customer_ids", expanding=True)),
+    roles.c.person_id.in_(sa.bindparam("person_ids", expanding=True)),
+))
+_GRANTS = Prepared(lambda dialect: sa.select(
+    grants.c.account_id, grants.c.person_id, grants.c.access_level, grants.c.status
+).where(grants.c.person_id == sa.bindparam("person_id"),
+        among_param(dialect, grants.c.account_id, sa.bindparam("account_ids"))))
+
+
+def _active_customers(_dialect: str):
+    # EXISTS per customer: stops at the first active grant instead of reading them all
+    holds_active = (
+        sa.select(grants.c.account_id)
+        .join(accounts, accounts.c.account_id == grants.c.account_id)
+        .where(
+            grants.c.person_id == sa.bindparam("person_id"),
+            grants.c.status == "active",
+            accounts.c.customer_id == customers.c.customer_id,
+        )
+        .exists()
+    )
+    return sa.select(customers.c.customer_id).where(
+        customers.c.customer_id.in_(sa.bindparam("customer_ids", expanding=True)), holds_active
+    )
+
+
+_ACTIVE_CUSTOMERS = Prepared(_active_customers)
+
+
 def load_snapshot(conn: Connection, form: DelegateForm) -> Snapshot:
     """The requester, the delegate, the form's accounts, their roles and the delegate's grants.
 
@@ -30,20 +69,16 @@ def load_snapshot(conn: Connection, form: DelegateForm) -> Snapshot:
     their grants on the form's accounts (1) and the form's customers where they hold active access
     (1). A form has at most 500 accounts, well within every database's bind-parameter limit.
     """
-    emails = {form.requester.email, form.delegate.email}
-    found = {
-        row.email: person_of(row) for row in conn.execute(sa.select(people).where(people.c.email.in_(sorted(emails))))
-    }
+    emails = sorted({form.requester.email, form.delegate.email})
+    found = {row.email: person_of(row) for row in conn.execute(_PEOPLE(conn), {"emails": emails})}
     requester, delegate = found.get(form.requester.email), found.get(form.delegate.email)
 
     account_ids = sorted(set(form.account_ids))
-    account_rows = conn.execute(
-        sa.select(accounts.c.account_id, accounts.c.customer_id, accounts.c.status, customers.c.customer_type)
-        .join(customers, customers.c.customer_id == accounts.c.customer_id)
-        .where(among(conn, accounts.c.account_id, account_ids))
-    ).all()  # fetched at once: iterating a result fetches row by row
+    account_rows = conn.execute(_ACCOUNTS(conn), {"account_ids": listed(conn, account_ids)}).all()
+    types = _MEMBERS[CustomerType]
     by_id = {
-        account_id: Account(account_id, customer_id, _enum(CustomerType, customer_type), status == "closed")
+        account_id: Account(account_id, customer_id, types.get(customer_type) or CustomerType(customer_type),
+                            status == "closed")
         for account_id, customer_id, status, customer_type in account_rows
     }
     customer_ids = sorted({a.customer_id for a in by_id.values()})
@@ -53,11 +88,7 @@ def load_snapshot(conn: Connection, form: DelegateForm) -> Snapshot:
     if customer_ids and person_ids:
         role_map = {
             (r.customer_id, r.person_id): Role(r.role)
-            for r in conn.execute(
-                sa.select(roles.c.customer_id, roles.c.person_id, roles.c.role).where(
-                    roles.c.customer_id.in_(customer_ids), roles.c.person_id.in_(person_ids)
-                )
-            )
+            for r in conn.execute(_ROLES(conn), {"customer_ids": customer_ids, "person_ids": person_ids})
         }
 
     grant_map: dict[tuple[str, str], Grant] = {}
@@ -66,27 +97,12 @@ def load_snapshot(conn: Connection, form: DelegateForm) -> Snapshot:
         grant_map = {
             (account_id, person_id): Grant(account_id, person_id, _enum(AccessLevel, level), _enum(GrantStatus, status))
             for account_id, person_id, level, status in conn.execute(
-                sa.select(grants.c.account_id, grants.c.person_id, grants.c.access_level, grants.c.status).where(
-                    grants.c.person_id == delegate.person_id, among(conn, grants.c.account_id, sorted(by_id))
-                )
+                _GRANTS(conn), {"person_id": delegate.person_id, "account_ids": listed(conn, sorted(by_id))}
             ).all()
         }
-        # EXISTS per customer: stops at the first active grant instead of reading them all
-        holds_active = (
-            sa.select(grants.c.account_id)
-            .join(accounts, accounts.c.account_id == grants.c.account_id)
-            .where(
-                grants.c.person_id == delegate.person_id,
-                grants.c.status == "active",
-                accounts.c.customer_id == customers.c.customer_id,
-            )
-            .exists()
-        )
-        active_customers = frozenset(
-            conn.execute(
-                sa.select(customers.c.customer_id).where(customers.c.customer_id.in_(customer_ids), holds_active)
-            ).scalars()
-        )
+        active_customers = frozenset(conn.execute(
+            _ACTIVE_CUSTOMERS(conn), {"person_id": delegate.person_id, "customer_ids": customer_ids}
+        ).scalars())
     return Snapshot(
         requester=requester,
         delegate=delegate,
