@@ -157,3 +157,40 @@ def test_two_sqlite_writers_queue_for_the_lock_instead_of_failing(sqlite_url):
             assert sorted(conn.execute(sa.select(customers.c.customer_id)).scalars()) == ["C1", "C2"]
     finally:
         store.dispose()
+
+
+AWKWARD_TEXT = ["", "plain", 'a "quoted" \\ back\\slash', "日本語 Tiếng Việt", "emoji 😀", "line\nbreak\ttab",
+                "\u2028sep", "nul\x00inside", "[1, 2]", "null", "  spaced  "]
+
+
+@pytest.mark.parametrize("nul", [False, True], ids=["as json", "with a NUL: executemany"])
+def test_bulk_writes_store_every_value_as_given(store, nul, monkeypatch):
+    """Rows travel as one parameter (JSON on SQLite, arrays on PostgreSQL): every value comes back."""
+    from loaders.store import sql
+    from loaders.store.sql import insert_rows, upsert
+
+    one_by_one, real = [], sql._executemany
+    monkeypatch.setattr(sql, "_executemany", lambda *a: one_by_one.append(a[2].name) or real(*a))
+
+    texts = [t for t in AWKWARD_TEXT if nul or "\x00" not in t]
+    if store.engine.dialect.name == "postgresql":
+        texts = [t for t in texts if "\x00" not in t]  # PostgreSQL text holds no NUL at all
+    now = datetime(2026, 12, 5, 1, 2, 3, 456789, tzinfo=UTC)
+    rows = [
+        {"at": now, "action": "granted", "account_id": f"{n:010d}", "person_id": "P1", "email": text,
+         "old_level": None if n % 2 else text, "new_level": "Full", "form_sha256": "f" * 64,
+         "requester_email": None, "submitted_by": text, "actor_email": "a@example.com"}
+        for n, text in enumerate(texts * 3)
+    ]
+    with store.unit_of_work() as uow:
+        insert_rows(uow.conn, audit, rows)
+        upsert(uow.conn, customers, [{"customer_id": f"C{n}", "customer_type": "business", "name": text,
+                                      "updated_at": now} for n, text in enumerate(texts)],
+               key=("customer_id",), update=("name",))
+        uow.commit()
+    with store.reading() as conn:
+        back = [dict(r._mapping) for r in conn.execute(sa.select(audit).order_by(audit.c.id))]
+        names = dict(conn.execute(sa.select(customers.c.customer_id, customers.c.name)).all())
+    assert [{k: v for k, v in r.items() if k != "id"} for r in back] == rows
+    assert names == {f"C{n}": text for n, text in enumerate(texts)}
+    assert one_by_one == (["audit", "customers"] if nul and store.engine.dialect.name == "sqlite" else [])
