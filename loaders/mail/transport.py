@@ -9,7 +9,6 @@ retry may deliver it twice; receivers can tell the copies apart by their one Mes
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import logging
 import os
@@ -83,6 +82,7 @@ class FolderTransport:
 
     def __init__(self, outbox_dir: str | os.PathLike[str]):
         self.dir = Path(outbox_dir)
+        self._stale: dict[str, list[Path]] | None = None
 
     def __repr__(self) -> str:
         return f"FolderTransport({str(self.dir)!r})"
@@ -97,7 +97,7 @@ class FolderTransport:
         final = self.path_for(message_id)
         if final.exists():
             return  # delivered before (a retry after a crash): exactly once
-        for stale in self.dir.glob(f".{glob.escape(final.name)}.*.tmp"):  # an attempt killed mid-write
+        for stale in self._stale_of(final.name):  # an attempt killed mid-write
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         tmp = self.dir / f".{final.name}.{secrets.token_hex(4)}.tmp"
@@ -118,6 +118,22 @@ class FolderTransport:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+
+    def _stale_of(self, name: str) -> list[Path]:
+        """The temporaries of `name` left by a write killed before this transport's first send.
+
+        The folder is read once (reading it for each email made a batch's delivery quadratic); a
+        write of this process that fails removes its own temporary.
+        """
+        if self._stale is None:
+            self._stale = {}
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(self.dir):
+                    if entry.name.startswith(".") and entry.name.endswith(".tmp"):  # .NAME.RANDOM.tmp
+                        written = entry.name[1:-4].rpartition(".")[0]
+                        self._stale.setdefault(written, []).append(Path(entry.path))
+        return self._stale.pop(name, [])
 
 
 class SmtpTransport:
