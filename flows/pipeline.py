@@ -268,23 +268,31 @@ def fetch_sealed(deps: Deps, item) -> bytes:
 
 def _finish_claimed(deps: Deps, claim, item, data: bytes, now: Callable[[], datetime],
                     judgement: Callable[[], Judgement] | None, finisher: Finisher | None) -> Outcome | None:
+    mail = None
     if claim.outcome is None:  # not decided yet (a fresh claim, or a dead worker's expired one)
-        outcome = decide_and_commit(deps, claim, item.key, data, received_at=claim.received_at, now=now(),
-                                    judgement=judgement)
+        outcome, mail = _decide_and_commit(deps, claim, item.key, data, received_at=claim.received_at, now=now(),
+                                           judgement=judgement, take_mail=finisher is not None)
     else:  # decided and committed by a run that died before archiving: finish its work
         outcome = claim.outcome
     faults.point("after-commit")
     if finisher is not None:
-        finisher.put(claim, item, outcome)
+        finisher.put(claim, item, outcome, mail)
         return None
     return finish_decided(deps, claim, item, outcome)
 
 
-def finish_decided(deps: Deps, claim, item, outcome: Outcome) -> Outcome:
-    """A committed file's last steps, in this order: its email delivered, the original archived."""
+def finish_decided(deps: Deps, claim, item, outcome: Outcome, mail=None) -> Outcome:
+    """A committed file's last steps, in this order: its email delivered, the original archived.
+
+    `mail`: the file's email, taken for delivery by this run in the transaction that queued it;
+    otherwise the file's due mail is taken from the outbox now.
+    """
     from loaders.store import intake
 
-    deliver_pending(deps, submission_id=claim.submission_id)
+    if mail is None:
+        deliver_pending(deps, submission_id=claim.submission_id)
+    else:
+        deliver_taken(deps, [mail])
     faults.point("after-delivery")
     destination = deps.inbox.archive(item.key, str(outcome.status), etag=item.etag)
     faults.point("after-archive")
@@ -456,8 +464,8 @@ class Finisher:
         self._thread = threading.Thread(target=context.run, args=(self._work,), name="finisher", daemon=True)
         self._thread.start()
 
-    def put(self, claim, item, outcome: Outcome) -> None:
-        self._jobs.put((claim, item, outcome))
+    def put(self, claim, item, outcome: Outcome, mail=None) -> None:
+        self._jobs.put((claim, item, outcome, mail))
 
     def finished(self) -> list[tuple]:
         out = []
@@ -476,11 +484,11 @@ class Finisher:
         from loaders.store import intake
 
         while (job := self._jobs.get()) is not None:
-            claim, item, outcome = job
+            claim, item, outcome, mail = job
             try:
                 if self._outage is not None:
                     raise self._outage
-                self._results.put((item, finish_decided(self._deps, claim, item, outcome), None))
+                self._results.put((item, finish_decided(self._deps, claim, item, outcome, mail), None))
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
                 if is_outage(exc):
                     self._outage = exc
@@ -499,6 +507,16 @@ def decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: 
                       judgement: Callable[[], Judgement] | None = None) -> Outcome:
     """Judge the sealed bytes (or wait for `judgement`, made ahead), then commit the end state with
     its mail in one transaction."""
+    return _decide_and_commit(deps, claim, key, data, received_at=received_at, now=now, judgement=judgement)[0]
+
+
+def _decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: datetime, now: datetime,
+                       judgement: Callable[[], Judgement] | None = None, take_mail: bool = False):
+    """decide_and_commit; with `take_mail`, the email is queued already taken for delivery by this
+    run, as `deliver_pending` takes it (a lease), and comes back with the outcome: delivering it
+    needs no second transaction and no second read of the message."""
+    lease = _mail_lease(deps) if take_mail else None
+    mail = None
     outcome = Outcome(key=key, status=Status.QUARANTINED, received_at=received_at, completed_at=now)
     judged = judgement() if judgement is not None else deps.judges.here(data)
     outcome.submitted_by, outcome.sha256 = judged.submitted_by, judged.sha256
@@ -507,16 +525,16 @@ def decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: 
     _note_dropper(deps, outcome)
     with deps.store.unit_of_work() as uow:
         if judged.verdict is not None:
-            _decide_form(deps, uow, claim, outcome, judged.verdict, judged.plaintext)
+            mail = _decide_form(deps, uow, claim, outcome, judged.verdict, judged.plaintext, lease)
         else:
-            _add_quarantine_mail(deps, uow, outcome, claim)
+            mail = _add_quarantine_mail(deps, uow, outcome, claim, lease)
         faults.point("during-apply")
         from loaders.store import intake
 
         intake.finish(uow, claim.submission_id, outcome, worker=deps.settings.worker_id)
         uow.commit()
     log.info("%s: %s (%d errors)", key, outcome.status, len(outcome.errors))
-    return outcome
+    return outcome, mail
 
 
 def _note_dropper(deps: Deps, outcome: Outcome) -> None:
@@ -538,10 +556,12 @@ def _note_dropper(deps: Deps, outcome: Outcome) -> None:
                     outcome.dropped_by, signer)
 
 
-def _decide_form(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, plaintext: bytes) -> None:
-    """Apply, reject or recognise a duplicate, inside the caller's transaction; queue the mail."""
+def _decide_form(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, plaintext: bytes,
+                 lease: timedelta | None):
+    """Apply, reject or recognise a duplicate, inside the caller's transaction; queue the mail (taken
+    for `lease` when given: then it is returned)."""
     plan = apply_verdict(uow, outcome, verdict)
-    _add_form_mail(deps, uow, claim, outcome, verdict, plaintext, plan)
+    return _add_form_mail(deps, uow, claim, outcome, verdict, plaintext, plan, lease)
 
 
 def apply_verdict(uow, outcome: Outcome, verdict: Verdict):
@@ -586,12 +606,13 @@ def _first_row_contacts(row: tuple[str, ...] | None) -> tuple[str | None, str | 
 # mail: composed inside the transaction, delivered after it
 
 
-def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, plaintext: bytes, plan) -> None:
+def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, plaintext: bytes, plan,
+                   lease: timedelta | None):
     from loaders import mail
     from loaders.store import intake
 
     if outcome.status is Status.DUPLICATE:
-        return
+        return None
     settings = deps.settings
     login = intake.requester_login(uow, verdict.first_row, verdict.form)
     mid = mail.message_id_for(claim.sealed_sha256, outcome.key, str(outcome.status))
@@ -610,18 +631,19 @@ def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, p
     else:  # the form's address is not known to be the requester's: it is told nothing
         msg = mail.compose_rejected_to_ops(outcome, to=settings.ops_email, message_id=mid, sender=settings.sender)
         recipients = [settings.ops_email]
-    intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome, kind=str(outcome.status),
-                    recipients=recipients, message=mail.as_bytes(msg))
+    return intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome,
+                           kind=str(outcome.status), recipients=recipients, message=mail.as_bytes(msg), lease=lease)
 
 
-def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim) -> None:
+def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim, lease: timedelta | None):
     from loaders import mail
     from loaders.store import intake
 
     mid = mail.message_id_for(outcome.key, claim.sealed_sha256, "quarantined")
     msg = mail.compose_quarantined(outcome, to=deps.settings.ops_email, message_id=mid, sender=deps.settings.sender)
-    intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome, kind="quarantined",
-                    recipients=[deps.settings.ops_email], message=mail.as_bytes(msg))
+    return intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome,
+                           kind="quarantined", recipients=[deps.settings.ops_email], message=mail.as_bytes(msg),
+                           lease=lease)
 
 
 def deliver_pending(deps: Deps, *, submission_id: int | None = None) -> dict[str, int]:
@@ -630,15 +652,25 @@ def deliver_pending(deps: Deps, *, submission_id: int | None = None) -> dict[str
     Counts: sent, retry (failed for now, queued with backoff), dead (refused for good: the operations
     mailbox is told through the outbox), deferred (not tried: the server already failed this run).
     """
+    from loaders.store import intake
+
+    if deps.mail_down:
+        return {"sent": 0, "retry": 0, "dead": 0, "deferred": 0}
+    taken = intake.claim_pending_mail(deps.store, submission_id=submission_id, worker=deps.settings.worker_id,
+                                      lease=_mail_lease(deps))
+    return deliver_taken(deps, taken)
+
+
+def _mail_lease(deps: Deps) -> timedelta:
+    return timedelta(seconds=max(deps.settings.lease_seconds, 1))
+
+
+def deliver_taken(deps: Deps, taken: list) -> dict[str, int]:
+    """Send mail this run has taken from the outbox (deliver_pending's counts)."""
     from loaders.mail import PermanentMailError, TransientMailError
     from loaders.store import intake
 
     counts = {"sent": 0, "retry": 0, "dead": 0, "deferred": 0}
-    if deps.mail_down:
-        return counts
-    lease = timedelta(seconds=max(deps.settings.lease_seconds, 1))
-    taken = intake.claim_pending_mail(deps.store, submission_id=submission_id, worker=deps.settings.worker_id,
-                                      lease=lease)
     for n, mail_row in enumerate(taken):
         if deps.mail_down:  # the server failed on an earlier one: the rest wait, attempts not counted
             intake.put_back(deps.store, [m.message_id for m in taken[n:]])

@@ -15,7 +15,7 @@ from email import policy
 import pytest
 import sqlalchemy as sa
 
-from flows.pipeline import deliver_pending, process_item
+from flows.pipeline import deliver_pending, process_item, process_items
 from loaders.mail import SmtpTransport
 from loaders.store import intake
 from loaders.store.schema import outbox
@@ -49,7 +49,15 @@ def world(tmp_path, sqlite_url):
 
 
 def _process_all(deps) -> list:
+    """Every waiting file, one by one, or in stages (deps_for(staged=True)): their outcomes."""
+    if deps.staged(waiting(deps)):  # the email is taken for delivery in the transaction that queues it
+        batch = process_items(deps, waiting(deps), run_id="test")
+        assert not batch.failed
+        return batch.done
     return [process_item(deps, item, run_id="test") for item in waiting(deps)]
+
+
+STAGES = pytest.mark.parametrize("staged", [False, True], ids=["one by one", "in stages"])
 
 
 @pytest.mark.parametrize(
@@ -57,11 +65,12 @@ def _process_all(deps) -> list:
     [["451 4.3.0 Try again later"], [DROP], ["421 4.3.2 Shutting down", DROP]],
     ids=["451 then OK", "connection dropped after DATA then OK", "421 and a drop then OK"],
 )
-def test_a_transient_refusal_is_retried_and_the_form_email_delivered_once(world, smtpd, replies):
+@STAGES
+def test_a_transient_refusal_is_retried_and_the_form_email_delivered_once(world, smtpd, replies, staged):
     handler = RecordingHandler(data_replies=list(replies))
     server = smtpd(handler)
     world.drop(valid_drop(world, 1))
-    deps = deps_for(world)
+    deps = deps_for(world, staged=staged)
     _smtp(deps, server.port)
 
     _process_all(deps)
@@ -73,11 +82,12 @@ def test_a_transient_refusal_is_retried_and_the_form_email_delivered_once(world,
     assert got["To"] == REQUESTER.email and "completed" in got["Subject"]
 
 
-def test_the_outbox_row_keeps_its_message_id_across_runs_until_the_server_takes_it(world, smtpd):
+@STAGES
+def test_the_outbox_row_keeps_its_message_id_across_runs_until_the_server_takes_it(world, smtpd, staged):
     handler = RecordingHandler(data_replies=["451 4.3.0 Try again later"] * 3)  # the transport's 3 tries
     server = smtpd(handler)
     world.drop(valid_drop(world, 1))
-    deps = deps_for(world)
+    deps = deps_for(world, staged=staged)
     _smtp(deps, server.port)
 
     _process_all(deps)
@@ -96,11 +106,12 @@ def test_the_outbox_row_keeps_its_message_id_across_runs_until_the_server_takes_
     assert deliver_pending(later)["sent"] == 0 and len(handler.messages) == 1
 
 
-def test_a_550_dead_letters_the_mail_and_the_operations_mailbox_is_told_later(world, smtpd):
+@STAGES
+def test_a_550_dead_letters_the_mail_and_the_operations_mailbox_is_told_later(world, smtpd, staged):
     handler = RecordingHandler(rcpt_replies={REQUESTER.email: ["550 5.1.1 No such user"]})
     server = smtpd(handler)
     world.drop(valid_drop(world, 1))
-    deps = deps_for(world)
+    deps = deps_for(world, staged=staged)
     _smtp(deps, server.port)
 
     _process_all(deps)
@@ -131,9 +142,10 @@ def test_a_mail_to_the_operations_mailbox_that_is_refused_is_dead_lettered_witho
     assert handler.messages == []
 
 
-def test_with_the_mail_server_down_one_email_is_tried_and_the_rest_wait_in_the_outbox(world, smtpd):
+@STAGES
+def test_with_the_mail_server_down_one_email_is_tried_and_the_rest_wait_in_the_outbox(world, smtpd, staged):
     world.drop(*(valid_drop(world, i) for i in (1, 2, 3)), *hostile_drops(world)[:2])
-    deps = deps_for(world)
+    deps = deps_for(world, staged=staged)
     port = free_port()  # nothing listens there (yet)
     _smtp(deps, port)
 
