@@ -419,6 +419,7 @@ def child_pipeline(spec_text: str) -> None:
 
         gc.freeze()  # what is imported stays: the collector need not scan it again
     w(pipeline, "deliver_pending", "mail deliver")
+    w(pipeline, "deliver_taken", "mail deliver")
     w(process_inbox, "deliver_pending", "mail deliver")
     w(pipeline.Deps, "build", "connect")
 

@@ -801,15 +801,14 @@ _QUICK_ROOT = re.compile(
     r'(?:<\?xml version="1\.0" encoding="UTF-8"(?: standalone="yes")?\?>\s*)?'
     r'<worksheet xmlns="http://schemas\.openxmlformats\.org/spreadsheetml/2006/main"[ >]'
 )
-_QUICK_TOKEN = re.compile(
+_QUICK_TOKEN = re.compile(  # the commonest first: a cell; then the inline, shared and empty forms of one
     r'\s*(?:'
-    r'<row r="([1-9][0-9]{0,6})"(?: (?!xmlns)[A-Za-z_][\w:.-]*="[^"<]*")*\s*(/?)>'  # 1 row number, 2 '/'
+    r'<c r="([A-K])([1-9][0-9]{0,6})"(?: s="[0-9]{1,5}")?'  # 1 column, 2 row
+    r'(?: t="inlineStr">\s*<is>\s*<t(?: xml:space="preserve")?>([^<]*)</t>\s*</is>\s*</c>'  # 3 text
+    r'| t="s">\s*<v>\s*([0-9]{1,9})\s*</v>\s*</c>'  # 4 shared string index
+    r'|(?: t="[A-Za-z]{1,9}")?\s*/>)'  # an empty, formatted cell (of any type)
+    r'|<row r="([1-9][0-9]{0,6})"(?: (?!xmlns)[A-Za-z_][\w:.-]*="[^"<]*")*\s*(/?)>'  # 5 row number, 6 '/'
     r'|</row>'
-    r'|<c r="([A-K])([1-9][0-9]{0,6})"(?: s="[0-9]{1,5}")?'  # 3 column, 4 row
-    r'(?:(?: t="[A-Za-z]{1,9}")?\s*/>'  # an empty, formatted cell (of any type)
-    r'| t="s">\s*<v>\s*([0-9]{1,9})\s*</v>\s*</c>'  # 5 shared string index
-    r'| t="inlineStr">\s*<is>\s*<t(?: xml:space="preserve")?>([^<]*)</t>\s*</is>\s*</c>'  # 6 text
-    r')'
     r'|(<[^>]*>?|[^<\s]+)'  # 7 any other markup or text: not the quick reader's
     r')'
 )
@@ -873,7 +872,8 @@ def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared:
     last_row = count = number = column = 0
     values: list[str] | None = None
     row_text = ""
-    for row_number, empty, letter, cell_row, index, inline, other in _QUICK_TOKEN.findall(text, start, end):
+    inline_texts: dict[str, str] = {}  # a form repeats its people's details on every row: each cleaned once
+    for letter, cell_row, inline, index, row_number, empty, other in _QUICK_TOKEN.findall(text, start, end):
         if other:
             raise _NotQuick
         if letter:  # a cell
@@ -889,9 +889,12 @@ def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared:
                     raise _NotQuick
                 cell = strings[value]
             elif inline:
-                if "\r" in inline:  # expat turns line ends into "\n": the general reader sees those
-                    raise _NotQuick
-                cell = _clean(_XML_REFERENCE.sub(_xml_character, inline) if "&" in inline else inline)
+                cell = inline_texts.get(inline)
+                if cell is None:
+                    if "\r" in inline:  # expat turns line ends into "\n": the general reader sees those
+                        raise _NotQuick
+                    cell = _clean(_XML_REFERENCE.sub(_xml_character, inline) if "&" in inline else inline)
+                    inline_texts[inline] = cell
             else:
                 continue
             if len(cell) > MAX_CELL_CHARS:

@@ -58,10 +58,11 @@ def valid_form(cells: SheetCells) -> DelegateForm | None:
     if tuple(clean(h) for h in header) != TITLES:
         return None
     numbers, rows = [], []
+    seen: dict[str, str] = {}  # the people's details repeat on every row: each text cleaned once
     for number, texts in sorted(cells.rows.items()):
         if len(texts) != _WIDTH:
             return None
-        cleaned = [clean(t) for t in texts]
+        cleaned = [seen[t] if t in seen else seen.setdefault(t, clean(t)) for t in texts]
         if not any(cleaned):
             continue  # a blank row is no data row
         if not all(cleaned):
