@@ -23,7 +23,7 @@ from grants.plan import Plan, plan
 from grants.rules import check
 from loaders.store.schema import audit, forms, grants, people, utcnow
 from loaders.store.snapshot import load_snapshot
-from loaders.store.sql import insert_for, insert_rows, upsert
+from loaders.store.sql import Prepared, insert_for, insert_rows, upsert
 
 
 @dataclass
@@ -146,24 +146,26 @@ def record_rejected(
     return conn.execute(stmt.returning(forms.c.sha256)).first() is not None
 
 
+_INSERT_FORM = Prepared(lambda dialect: insert_for(dialect, forms).on_conflict_do_nothing().returning(forms.c.sha256))
+_LOCK_FORM = Prepared(lambda _: sa.select(forms.c.status).where(forms.c.sha256 == sa.bindparam("form"))
+                      .with_for_update())
+_LOCK_PERSON = Prepared(lambda _: sa.select(people.c.person_id).where(people.c.email == sa.bindparam("email"))
+                        .with_for_update())
+_UPDATE_FORM = Prepared(lambda _: sa.update(forms).where(forms.c.sha256 == sa.bindparam("form")))
+
+
 def lock_form_row(conn: Connection, sha256: str, summary: dict) -> str | None:
     """Make sure the form's row exists and lock it; its status before this judgement (None: new)."""
     # RETURNING, not rowcount: SQLAlchemy 2.1 reports -1 as the rowcount of an INSERT on psycopg.
-    inserted = conn.execute(
-        insert_for(conn.dialect.name, forms)
-        .values(sha256=sha256, status="rejected", **summary)  # final status set before commit
-        .on_conflict_do_nothing()
-        .returning(forms.c.sha256)
-    ).first()
-    status = conn.execute(sa.select(forms.c.status).where(forms.c.sha256 == sha256).with_for_update()).scalar_one()
+    # The final status is set before commit.
+    inserted = conn.execute(_INSERT_FORM(conn), {"sha256": sha256, "status": "rejected", **summary}).first()
+    status = conn.execute(_LOCK_FORM(conn), {"form": sha256}).scalar_one()
     return None if inserted is not None else status
 
 
 def lock_person(conn: Connection, email: str) -> str | None:
     """Lock the person's row (every change to their grants queues here); their id, or None."""
-    return conn.execute(
-        sa.select(people.c.person_id).where(people.c.email == email).with_for_update()
-    ).scalar_one_or_none()
+    return conn.execute(_LOCK_PERSON(conn), {"email": email}).scalar_one_or_none()
 
 
 def write_grants(conn: Connection, the_plan: Plan, sha256: str, now: datetime) -> None:
@@ -190,4 +192,4 @@ def insert_audit(conn: Connection, rows: list[dict]) -> None:
 
 def _finish_form(conn: Connection, sha256: str, values: dict) -> None:
     defaults = {"grants_created": 0, "grants_updated": 0, "grants_unchanged": 0}
-    conn.execute(sa.update(forms).where(forms.c.sha256 == sha256).values({**defaults, **values}))
+    conn.execute(_UPDATE_FORM(conn), {**defaults, **values, "form": sha256})

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from grants.form import DelegateForm
 from grants.outcome import Outcome, sla_due
 from loaders.store.schema import forms, outbox, people, submissions
+from loaders.store.sql import Prepared, insert_for
 
 MAIL_LEASE = timedelta(minutes=5)
 # The wait before the 2nd, 3rd, 4th... attempt, in multiples of the retry base (a minute by default).
@@ -48,36 +49,45 @@ class Claim:
     outcome: Outcome | None
 
 
+_LIVE = sa.and_(submissions.c.object_key == sa.bindparam("key"), submissions.c.sealed_sha256 == sa.bindparam("sealed"),
+               submissions.c.archived_at.is_(None))
+# RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+_NEW_CLAIM = Prepared(lambda dialect: insert_for(dialect, submissions).on_conflict_do_nothing()
+                      .returning(submissions.c.id))
+_TAKE_OVER = Prepared(lambda _: sa.update(submissions).where(
+    _LIVE, sa.or_(submissions.c.lease_until <= sa.bindparam("now"), submissions.c.claimed_by == sa.bindparam("worker"))
+).values(claimed_by=sa.bindparam("worker"), lease_until=sa.bindparam("until"), attempts=submissions.c.attempts + 1,
+         run_id=sa.bindparam("run")))
+_CLAIMED = Prepared(lambda _: sa.select(submissions.c.id, submissions.c.received_at, submissions.c.report)
+                    .where(_LIVE))
+
+
 def claim(store, *, object_key: str, sealed_sha256: str, received_at: datetime, worker: str,
           lease_seconds: int, run_id: str | None = None) -> Claim | None:
     """Claim a waiting file for this worker, or None while another worker's lease on it holds."""
     now = _now()
     until = now + timedelta(seconds=lease_seconds)
-    live = sa.and_(
-        submissions.c.object_key == object_key,
-        submissions.c.sealed_sha256 == sealed_sha256,
-        submissions.c.archived_at.is_(None),
-    )
+    live = {"key": object_key, "sealed": sealed_sha256}
     with store.begin() as conn:
-        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
-        inserted = conn.execute(
-            store.insert(submissions)
-            .values(object_key=object_key, sealed_sha256=sealed_sha256, received_at=received_at,
-                    sla_due=sla_due(received_at), status="processing", claimed_by=worker,
-                    lease_until=until, attempts=1, run_id=run_id)
-            .on_conflict_do_nothing()
-            .returning(submissions.c.id)
-        ).first()
+        inserted = conn.execute(_NEW_CLAIM(conn), {
+            "object_key": object_key, "sealed_sha256": sealed_sha256, "received_at": received_at,
+            "sla_due": sla_due(received_at), "status": "processing", "claimed_by": worker, "lease_until": until,
+            "attempts": 1, "run_id": run_id,
+        }).first()
         taken = inserted or conn.execute(
-            sa.update(submissions)
-            .where(live, sa.or_(submissions.c.lease_until <= now, submissions.c.claimed_by == worker))
-            .values(claimed_by=worker, lease_until=until, attempts=submissions.c.attempts + 1, run_id=run_id)
+            _TAKE_OVER(conn), {**live, "now": now, "worker": worker, "until": until, "run": run_id}
         ).rowcount
         if not taken:
             return None
-        row = conn.execute(sa.select(submissions).where(live)).one()
+        row = conn.execute(_CLAIMED(conn), live).one()
     outcome = Outcome.from_report(json.loads(row.report)) if row.report else None
     return Claim(row.id, sealed_sha256, _utc(row.received_at), outcome)
+
+
+_FINISH = Prepared(lambda _: sa.update(submissions).where(
+    submissions.c.id == sa.bindparam("submission"), submissions.c.claimed_by == sa.bindparam("worker"),
+    submissions.c.report.is_(None), submissions.c.archived_at.is_(None),
+).returning(submissions.c.id))
 
 
 def finish(uow, submission_id: int, outcome: Outcome, *, worker: str) -> None:
@@ -86,28 +96,24 @@ def finish(uow, submission_id: int, outcome: Outcome, *, worker: str) -> None:
     Fenced: only while this worker still holds the claim and no end state was recorded. Otherwise
     LostClaim is raised and the caller's transaction (grants, audit, mail) rolls back whole.
     """
-    done = uow.conn.execute(
-        sa.update(submissions)
-        .where(submissions.c.id == submission_id, submissions.c.claimed_by == worker,
-               submissions.c.report.is_(None), submissions.c.archived_at.is_(None))
-        .values(status=str(outcome.status), report=json.dumps(outcome.to_report()),
-                form_sha256=outcome.sha256, submitted_by=outcome.submitted_by,
-                completed_at=outcome.completed_at)
-        .returning(submissions.c.id)
-    ).first()
+    done = uow.conn.execute(_FINISH(uow.conn), {
+        "submission": submission_id, "worker": worker, "status": str(outcome.status),
+        "report": json.dumps(outcome.to_report()), "form_sha256": outcome.sha256,
+        "submitted_by": outcome.submitted_by, "completed_at": outcome.completed_at,
+    }).first()
     if done is None:
         raise LostClaim(f"submission {submission_id} was taken over by another worker")
+
+
+_ARCHIVED = Prepared(lambda _: sa.update(submissions).where(submissions.c.id == sa.bindparam("submission")))
 
 
 def mark_archived(store, submission_id: int, destination: str) -> None:
     """The sealed original has left the inbox: the claim is released for good."""
     now = _now()
     with store.begin() as conn:
-        conn.execute(
-            sa.update(submissions)
-            .where(submissions.c.id == submission_id)
-            .values(archived_at=now, archived_key=destination, lease_until=now)
-        )
+        conn.execute(_ARCHIVED(conn), {"submission": submission_id, "archived_at": now, "archived_key": destination,
+                                       "lease_until": now})
 
 
 def release(store, submission_id: int, *, worker: str | None = None) -> None:
@@ -148,6 +154,9 @@ def form_status(uow, sha256: str) -> str | None:
     return uow.conn.execute(sa.select(forms.c.status).where(forms.c.sha256 == sha256)).scalar()
 
 
+_PERSON_BY_EMAIL = Prepared(lambda _: sa.select(people).where(people.c.email == sa.bindparam("email")))
+
+
 def requester_login(uow, first_row: tuple[str, ...] | None, form: DelegateForm | None) -> str | None:
     """The login email on file when the form's requester details match that login exactly (those of
     the valid `form`, else those written on the sheet's `first_row`)."""
@@ -164,7 +173,7 @@ def requester_login(uow, first_row: tuple[str, ...] | None, form: DelegateForm |
             return None
     else:
         return None
-    person = uow.conn.execute(sa.select(people).where(people.c.email == email)).first()
+    person = uow.conn.execute(_PERSON_BY_EMAIL(uow.conn), {"email": email}).first()
     if person is None or (person.first_name, person.last_name, person.phone) != (first, last, phone):
         return None
     return person.email
@@ -192,7 +201,7 @@ def add_mail(uow, *, message_id: str, submission_id: int | None, outcome: Outcom
     claim_pending_mail would take it (an attempt counted, due again once the lease is over), and
     returned; None when that Message-ID was queued before (it is not this caller's to send).
     """
-    queued = _queue(uow.conn, uow.store, message_id=message_id, submission_id=submission_id,
+    queued = _queue(uow.conn, message_id=message_id, submission_id=submission_id,
                     form_sha256=outcome.sha256 if outcome else None, kind=kind, recipients=recipients,
                     message=message, lease=lease)
     if lease is None or not queued:
@@ -200,19 +209,19 @@ def add_mail(uow, *, message_id: str, submission_id: int | None, outcome: Outcom
     return Mail(message_id, list(recipients), message, kind, submission_id, attempts=1)
 
 
-def _queue(conn, store, *, message_id: str, submission_id: int | None, form_sha256: str | None, kind: str,
+def _queue(conn, *, message_id: str, submission_id: int | None, form_sha256: str | None, kind: str,
            recipients: list[str], message: bytes, lease: timedelta | None = None) -> bool:
     """Insert the outbox row; False when the Message-ID was queued before."""
     now = _now()
-    return conn.execute(
-        store.insert(outbox)
-        .values(message_id=message_id, submission_id=submission_id, form_sha256=form_sha256, kind=kind,
-                recipients=json.dumps(recipients), message=message, status="pending",
-                attempts=0 if lease is None else 1, created_at=now,
-                next_attempt_at=now if lease is None else now + lease)
-        .on_conflict_do_nothing()
-        .returning(outbox.c.message_id)
-    ).first() is not None
+    return conn.execute(_QUEUE(conn), {
+        "message_id": message_id, "submission_id": submission_id, "form_sha256": form_sha256, "kind": kind,
+        "recipients": json.dumps(recipients), "message": message, "status": "pending",
+        "attempts": 0 if lease is None else 1, "created_at": now,
+        "next_attempt_at": now if lease is None else now + lease,
+    }).first() is not None
+
+
+_QUEUE = Prepared(lambda dialect: insert_for(dialect, outbox).on_conflict_do_nothing().returning(outbox.c.message_id))
 
 
 def claim_pending_mail(store, *, submission_id: int | None = None, worker: str = "",
@@ -249,10 +258,12 @@ def put_back(store, message_ids: list[str]) -> None:
                      .values(next_attempt_at=_now(), attempts=outbox.c.attempts - 1))
 
 
+_SENT = Prepared(lambda _: sa.update(outbox).where(outbox.c.message_id == sa.bindparam("mail")))
+
+
 def mail_sent(store, message_id: str) -> None:
     with store.begin() as conn:
-        conn.execute(sa.update(outbox).where(outbox.c.message_id == message_id)
-                     .values(status="sent", sent_at=_now(), last_error=None))
+        conn.execute(_SENT(conn), {"mail": message_id, "status": "sent", "sent_at": _now(), "last_error": None})
 
 
 def mail_failed(store, mail: Mail, error: str, *, dead: bool, retry_base: timedelta = timedelta(minutes=1),
@@ -267,7 +278,7 @@ def mail_failed(store, mail: Mail, error: str, *, dead: bool, retry_base: timede
                     next_attempt_at=_now() + wait)
         )
         if dead and notice is not None:
-            _queue(conn, store, message_id=notice.message_id, submission_id=notice.submission_id,
+            _queue(conn, message_id=notice.message_id, submission_id=notice.submission_id,
                    form_sha256=None, kind=notice.kind, recipients=notice.recipients, message=notice.message)
 
 
