@@ -485,8 +485,9 @@ class Finisher:
 
         while (job := self._jobs.get()) is not None:
             claim, item, outcome, mail = job
+            untried = self._outage is not None
             try:
-                if self._outage is not None:
+                if untried:
                     raise self._outage
                 self._results.put((item, finish_decided(self._deps, claim, item, outcome, mail), None))
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
@@ -494,6 +495,8 @@ class Finisher:
                     self._outage = exc
                 with contextlib.suppress(Exception):
                     intake.release(self._deps.store, claim.submission_id, worker=self._deps.settings.worker_id)
+                    if untried and mail is not None:  # its email is due again at once, for the next run
+                        intake.put_back(self._deps.store, [mail.message_id])
                 self._results.put((item, None, exc))
 
 
