@@ -451,8 +451,8 @@ class Finisher:
 
     While it waits on the disk or the network for one file's email and archive copy, the run's
     main thread judges and commits the next. Each file takes the steps of `finish_decided`, in its
-    order; after an outage the files still queued are not tried (their claims are given back, and
-    the next run finishes them). `finished()` hands back (item, outcome, exception) of each.
+    order; after an outage the files still queued are not tried (their claims and emails are given
+    back, and the next run finishes them). `finished()` hands back (item, outcome, exception) of each.
     """
 
     def __init__(self, deps: Deps, depth: int = 4):
