@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from grants.directory import GrantStatus, Snapshot
 from grants.form import AccessLevel, DelegateForm
@@ -18,8 +19,7 @@ class Action(StrEnum):
     REVOKED = "revoked"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):  # a tuple: a 500-account form makes 500 of them, ~3x cheaper than a dataclass
     """One account of the form: its grant before (None: no grant) and after."""
 
     row: int

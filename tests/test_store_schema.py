@@ -167,7 +167,7 @@ AWKWARD_TEXT = ["", "plain", 'a "quoted" \\ back\\slash', "日本語 Tiếng Vi�
 def test_bulk_writes_store_every_value_as_given(store, nul, monkeypatch):
     """Rows travel as one parameter (JSON on SQLite, arrays on PostgreSQL): every value comes back."""
     from loaders.store import sql
-    from loaders.store.sql import insert_rows, upsert
+    from loaders.store.sql import Columns, insert_columns, upsert
 
     one_by_one, real = [], sql._executemany
     monkeypatch.setattr(sql, "_executemany", lambda *a: one_by_one.append(a[2].name) or real(*a))
@@ -183,7 +183,7 @@ def test_bulk_writes_store_every_value_as_given(store, nul, monkeypatch):
         for n, text in enumerate(texts * 3)
     ]
     with store.unit_of_work() as uow:
-        insert_rows(uow.conn, audit, rows)
+        insert_columns(uow.conn, audit, Columns.of(rows))
         upsert(uow.conn, customers, [{"customer_id": f"C{n}", "customer_type": "business", "name": text,
                                       "updated_at": now} for n, text in enumerate(texts)],
                key=("customer_id",), update=("name",))

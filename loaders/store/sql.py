@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from operator import itemgetter
 
 import sqlalchemy as sa
@@ -31,17 +32,43 @@ def insert_for(dialect_name: str, table: sa.Table):
     raise NotImplementedError(f"unsupported database: {dialect_name}")
 
 
-def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[dict]) -> None:
-    """INSERT every row (all with the same keys) as one statement."""
-    if not rows:
-        return
-    _execute(conn, insert_for(conn.dialect.name, table), table, rows, shape=("insert", table.name))
+@dataclass
+class Columns:
+    """Rows given by column: `varying` holds each row's value (lists of one length), `constant` the
+    one value of every row. Built so by a caller that knows which is which (a form's 500 audit rows
+    share their time, form and delegate), it saves making a dict a row and comparing them."""
+
+    varying: dict[str, list]
+    constant: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(next(iter(self.varying.values())))
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.varying, *self.constant]
+
+    @classmethod
+    def of(cls, rows: Sequence[dict]) -> Columns:
+        """Rows (all with the same keys) by column; a column holding one value on every row is constant."""
+        columns = {name: [r[name] for r in rows] for name in rows[0]}
+        constant = {name: values[0] for name, values in columns.items() if len(rows) > 1 and _all_equal(values)}
+        if len(constant) == len(columns):  # one column at least must make the rows
+            constant.pop(next(iter(constant)))
+        return cls({name: values for name, values in columns.items() if name not in constant}, constant)
+
+
+def insert_columns(conn: Connection, table: sa.Table, columns: Columns) -> None:
+    """INSERT rows given by column as one statement."""
+    if columns.count:
+        _execute(conn, insert_for(conn.dialect.name, table), table, columns, shape=("insert", table.name))
 
 
 def upsert(
     conn: Connection,
     table: sa.Table,
-    rows: Sequence[dict],
+    rows: Sequence[dict] | Columns,
     *,
     key: Sequence[str],
     update: Sequence[str],
@@ -51,15 +78,18 @@ def upsert(
     """INSERT ... ON CONFLICT (key) DO UPDATE SET the `update` columns (and updated_at), one statement.
 
     `only_if_changed`: leave rows whose `update` columns already hold the values untouched (their
-    `updated_at` included), so loading the same data twice changes nothing. A key given twice keeps
-    its last row.
+    `updated_at` included), so loading the same data twice changes nothing. Among rows, a key given
+    twice keeps its last row; given as Columns, each key must be given once.
     """
-    if not rows:
+    if not isinstance(rows, Columns):
+        if not rows:
+            return
+        key_of = itemgetter(*key)
+        rows = Columns.of(list({key_of(r): r for r in rows}.values()))
+    if not rows.count:
         return
-    key_of = itemgetter(*key)
-    rows = list({key_of(r): r for r in rows}.values())
     stmt = insert_for(conn.dialect.name, table)
-    with_updated_at = "updated_at" in table.c and "updated_at" in rows[0]
+    with_updated_at = "updated_at" in table.c and "updated_at" in rows.names
 
     def on_conflict(insert):  # built only when the statement is not compiled yet
         excluded = stmt.excluded
@@ -74,34 +104,29 @@ def upsert(
     _execute(conn, stmt, table, rows, on_conflict, shape=shape)
 
 
-def _execute(
-    conn: Connection, stmt, table: sa.Table, rows: Sequence[dict], finish=lambda s: s, shape: tuple | None = None
-) -> None:
+def _execute(conn: Connection, stmt, table: sa.Table, columns: Columns, finish=lambda s: s,
+             shape: tuple | None = None) -> None:
     """`shape`: what makes `finish(stmt)` for these rows (None: not to be cached)."""
     if conn.dialect.name == "sqlite":
-        _json_rows(conn, stmt, table, rows, finish, shape)
+        _json_rows(conn, stmt, table, columns, finish, shape)
         return
-    columns = list(rows[0])
-    bound = {}
-    for c in columns:
+    names, typed = columns.names, {}
+    for c in names:
         column_type = table.c[c].type
-        values = [r[c] for r in rows]
+        values = columns.varying[c] if c in columns.varying else [columns.constant[c]]
         if isinstance(column_type, TypeDecorator):  # e.g. UTCDateTime: its checks still apply
             values = [column_type.process_bind_param(v, conn.dialect) for v in values]
             column_type = column_type.impl_instance
-        bound[c] = (values, column_type)
+        typed[c] = (values, column_type)
     # A column holding the same value on every row (a form's timestamp, sha256, delegate) goes as one
     # typed parameter, not as an array of 500 copies: psycopg quotes each array element, which was
-    # half of the CPU of a 500-row apply. unnest() needs one array at least: it makes the rows.
-    same = [c for c in columns if len(rows) > 1 and _all_equal(bound[c][0])]
-    if len(same) == len(columns):
-        same = same[1:]
-    varying = [c for c in columns if c not in same]
-    arrays = [sa.bindparam(f"rows_{c}", bound[c][0], type_=postgresql.ARRAY(bound[c][1])) for c in varying]
-    unnested = sa.func.unnest(*arrays).table_valued(*varying).render_derived()
-    constant = {c: sa.cast(sa.bindparam(f"row_{c}", bound[c][0][0], type_=bound[c][1]), bound[c][1]) for c in same}
-    source = sa.select(*(constant[c] if c in constant else unnested.c[c] for c in columns))
-    conn.execute(finish(stmt.from_select(columns, source)))
+    # half of the CPU of a 500-row apply.
+    arrays = [sa.bindparam(f"rows_{c}", typed[c][0], type_=postgresql.ARRAY(typed[c][1])) for c in columns.varying]
+    unnested = sa.func.unnest(*arrays).table_valued(*columns.varying).render_derived()
+    constant = {c: sa.cast(sa.bindparam(f"row_{c}", typed[c][0][0], type_=typed[c][1]), typed[c][1])
+                for c in columns.constant}
+    source = sa.select(*(constant[c] if c in constant else unnested.c[c] for c in names))
+    conn.execute(finish(stmt.from_select(names, source)))
 
 
 def _all_equal(values: list) -> bool:
@@ -109,37 +134,34 @@ def _all_equal(values: list) -> bool:
     return all(v == first and type(v) is type(first) for v in values)
 
 
-def _json_rows(conn: Connection, stmt, table: sa.Table, rows: Sequence[dict], finish, shape: tuple | None) -> None:
+def _json_rows(conn: Connection, stmt, table: sa.Table, columns: Columns, finish, shape: tuple | None) -> None:
     """SQLite: the rows' varying columns as one JSON array of arrays, unpacked by json_each.
 
     Each value is first bound as its column type binds it (a repeated value once). Only text,
     integers and NULL travel in JSON unchanged (and text without NUL, which SQLite's JSON cuts at);
     rows holding anything else go as an executemany of the same statement.
     """
-    columns = list(rows[0])
-    values_of = {name: _bound(conn, table.c[name].type, [r[name] for r in rows]) for name in columns}
-    if not _json_safe(values_of):
-        _executemany(conn, finish(stmt), table, rows, shape)
+    varying = {name: _bound(conn, table.c[name].type, values) for name, values in columns.varying.items()}
+    constant = {name: _bound(conn, table.c[name].type, [value])[0] for name, value in columns.constant.items()}
+    packed = None
+    if _json_safe([*varying.values(), list(constant.values())]):
+        packed = json.dumps(list(zip(*varying.values(), strict=True)), ensure_ascii=False, check_circular=False)
+    if packed is None or r"\u0000" in packed:  # a NUL, as json.dumps writes it
+        _executemany(conn, finish(stmt), table, columns, shape)
         return
-    same = [c for c in columns if len(rows) > 1 and _all_equal(values_of[c])]
-    varying = [c for c in columns if c not in same]
-    table_rows = [list(r) for r in zip(*(values_of[c] for c in varying), strict=True)] if varying else [[]] * len(rows)
-    packed = json.dumps(table_rows, ensure_ascii=False, check_circular=False)
-    if r"\u0000" in packed:  # a NUL, as json.dumps writes it
-        _executemany(conn, finish(stmt), table, rows, shape)
-        return
-    given = {f"row_{c}": values_of[c][0] for c in same} | {"rows": packed}
-    key = None if shape is None else ("json", *shape, tuple(columns), tuple(same))
+    given = {f"row_{c}": value for c, value in constant.items()} | {"rows": packed}
+    names = columns.names
+    key = None if shape is None else ("json", *shape, tuple(varying), tuple(constant))
     compiled = _COMPILED.get(key) if key is not None else None
     if compiled is None:
         at = {c: i for i, c in enumerate(varying)}
         raw = sa.types.NullType()  # the values are bound already
         source = sa.select(*(
-            sa.bindparam(f"row_{c}", given[f"row_{c}"], type_=raw) if c in same
+            sa.bindparam(f"row_{c}", given[f"row_{c}"], type_=raw) if c in constant
             else sa.literal_column(f"json_extract(value, '$[{at[c]}]')")
-            for c in columns
+            for c in names
         )).select_from(sa.func.json_each(sa.bindparam("rows", packed, type_=raw))).where(sa.true())
-        insert = finish(stmt.from_select(columns, source))
+        insert = finish(stmt.from_select(names, source))
         if key is None:  # e.g. a SET of constants of its own: SQLAlchemy binds them all
             conn.execute(insert)
             return
@@ -161,9 +183,9 @@ def _bound(conn: Connection, column_type, values: list) -> list:
         return [process(v) for v in values]
 
 
-def _json_safe(values_of: dict[str, list]) -> bool:
+def _json_safe(lists: list[list]) -> bool:
     """Does every value travel through SQLite's JSON unchanged (text, a 64-bit integer, NULL)?"""
-    for values in values_of.values():
+    for values in lists:
         try:
             distinct = set(values) if len(values) > 8 else values
         except TypeError:  # unhashable: not text, an integer or NULL
@@ -174,22 +196,28 @@ def _json_safe(values_of: dict[str, list]) -> bool:
     return True
 
 
-def _executemany(conn: Connection, stmt, table: sa.Table, rows: Sequence[dict], shape: tuple | None) -> None:
-    """One executemany of `stmt` over `rows`, the values bound as the column types bind them.
+def _executemany(conn: Connection, stmt, table: sa.Table, columns: Columns, shape: tuple | None) -> None:
+    """One executemany of `stmt` over the rows, the values bound as the column types bind them.
 
-    What `conn.execute(stmt, rows)` does, less its per-row, per-parameter bookkeeping (about
-    half of a 500-row write on SQLite): the statement is compiled once for the rows' columns, each
-    column's bind processor is taken from its type once, and a value repeated down the rows (a
-    form's timestamp, its sha256) is processed once.
+    What `conn.execute(stmt, rows)` does, less its per-row, per-parameter bookkeeping: the statement
+    is compiled once for the rows' columns, each column's bind processor is taken from its type
+    once, and a value repeated down the rows is processed once.
     """
-    columns = list(rows[0])
-    compiled = _compiled(conn, stmt, columns, shape)
+    names, count = columns.names, columns.count
+    compiled = _compiled(conn, stmt, names, shape)
     order = compiled.positiontup
-    if order is None or set(order) != set(columns) or len(order) != len(columns):
-        conn.execute(stmt, list(rows))  # not a plain positional statement: the general path
+    if order is None or set(order) != set(names) or len(order) != len(names):  # not plainly positional
+        conn.execute(stmt, [dict(zip(names, row, strict=True)) for row in _row_tuples(columns, names)])
         return
-    columns_of = [_bound(conn, table.c[name].type, [r[name] for r in rows]) for name in order]
-    conn.exec_driver_sql(compiled.string, list(zip(*columns_of, strict=True)))
+    bound = [_bound(conn, table.c[name].type, columns.varying[name] if name in columns.varying
+                    else [columns.constant[name]] * count) for name in order]
+    conn.exec_driver_sql(compiled.string, list(zip(*bound, strict=True)))
+
+
+def _row_tuples(columns: Columns, names: list[str]) -> Iterator[tuple]:
+    count = columns.count
+    return zip(*(columns.varying[n] if n in columns.varying else [columns.constant[n]] * count for n in names),
+               strict=True)
 
 
 def _compiled(conn: Connection, stmt, columns: list[str], shape: tuple | None):
