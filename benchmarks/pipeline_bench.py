@@ -389,8 +389,8 @@ def child_pipeline(spec_text: str) -> None:
         w(store_module.UnitOfWork, "commit", "apply")
 
     def mail(m):
-        for name in ("compose_completed", "compose_rejected", "compose_rejected_to_ops", "compose_quarantined",
-                     "as_bytes"):
+        for name in ("compose_completed", "completed_bytes", "compose_rejected", "compose_rejected_to_ops",
+                     "compose_quarantined", "as_bytes"):
             w(m, name, "mail compose")
 
     # Wrappers go in as each module is first imported, so that what the pipeline imports lazily

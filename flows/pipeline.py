@@ -622,20 +622,21 @@ def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, p
     if outcome.status is Status.APPLIED:
         lines = [(c.account_id, str(c.new_level), str(c.action)) for c in plan.changes]
         delegate = verdict.form.delegate
-        msg = mail.compose_completed(outcome, lines, to=login, message_id=mid, sender=settings.sender,
-                                     delegate_name=f"{delegate.first_name} {delegate.last_name}")
+        message = mail.completed_bytes(outcome, lines, to=login, message_id=mid, sender=settings.sender,
+                                       delegate_name=f"{delegate.first_name} {delegate.last_name}")
         recipients = [login]
     elif login and not any(e.code in REQUESTER_IDENTITY_CODES for e in outcome.errors):
         from loaders.marked import mark_workbook
 
-        msg = mail.compose_rejected(outcome, to=login, message_id=mid, sender=settings.sender,
-                                    marked_workbook=mark_workbook(plaintext, outcome.errors))
+        message = mail.as_bytes(mail.compose_rejected(outcome, to=login, message_id=mid, sender=settings.sender,
+                                                      marked_workbook=mark_workbook(plaintext, outcome.errors)))
         recipients = [login]
     else:  # the form's address is not known to be the requester's: it is told nothing
-        msg = mail.compose_rejected_to_ops(outcome, to=settings.ops_email, message_id=mid, sender=settings.sender)
+        message = mail.as_bytes(mail.compose_rejected_to_ops(outcome, to=settings.ops_email, message_id=mid,
+                                                             sender=settings.sender))
         recipients = [settings.ops_email]
     return intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome,
-                           kind=str(outcome.status), recipients=recipients, message=mail.as_bytes(msg), lease=lease)
+                           kind=str(outcome.status), recipients=recipients, message=message, lease=lease)
 
 
 def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim, lease: timedelta | None):

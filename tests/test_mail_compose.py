@@ -563,3 +563,55 @@ def test_a_boundary_found_in_the_text_is_checked_and_drawn_again_as_the_email_pa
             return msg
 
         assert draws(11, lambda: as_bytes(make())) == draws(11, lambda: make().as_bytes(policy=compose.POLICY))
+
+
+# --- the completed email written directly (compose.completed_bytes) ------------------------------
+
+
+def completed_both_ways(monkeypatch, draws, o, rows, **kw):
+    """(completed_bytes, the straightforward code's bytes), boundaries drawn from the same seed."""
+    kw = {"to": "r@x.example", "message_id": "<m@x.example>", "sender": SENDER, **kw}
+    ours = draws(7, lambda: compose.completed_bytes(o, rows, **kw))
+    theirs = draws(7, lambda: straightforward_bytes(monkeypatch, lambda: compose_completed(o, rows, **kw)))
+    return ours, theirs
+
+
+WHERE = {
+    "delegate name": lambda v: ({}, {"delegate_name": v}),
+    "delegate email": lambda v: ({"delegate_email": v or None}, {}),
+    "file name": lambda v: ({"key": f"inbox/{v}.xlsx.sealed"}, {}),
+    "requester address": lambda v: ({}, {"to": v or "r@x.example"}),
+    "sender": lambda v: ({}, {"sender": v or SENDER}),
+    "a table cell": lambda v: ({}, {}),
+}
+
+
+@pytest.mark.parametrize("value", ["", "Dee Delegate", "山田 花子", "x" * 895, "x" * 990, "=?utf-8?q?x?=",
+                                   "a  b", " a", "a ", "Dee <d@x.example>", *ADVERSARIAL[2:]], ids=repr)
+@pytest.mark.parametrize("where", list(WHERE))
+def test_the_completed_email_written_directly_is_the_email_packages_byte_for_byte(where, value, draws, monkeypatch):
+    fields, kw = WHERE[where](value)
+    rows = [*PLAIN_ROWS, (value, value, value)] if where == "a table cell" else PLAIN_ROWS
+    o = outcome(Status.APPLIED, accounts=len(rows), grants_created=len(rows), **fields)
+    ours, theirs = completed_both_ways(monkeypatch, draws, o, rows, delegate_name=kw.pop("delegate_name", "Dee"), **kw)
+    assert ours == theirs
+
+
+def test_a_usual_completed_email_is_written_without_the_email_package(monkeypatch, draws):
+    monkeypatch.setattr(compose._Parts, "message", lambda self: pytest.fail("the email package was used"))
+    o = outcome(Status.APPLIED, accounts=500, grants_created=500)
+    rows = [(f"{n:010d}", "High", "granted") for n in range(500)]
+    for name in ("Dee Delegate", "山田 花子", "Nguyễn Văn An", None):
+        written = compose.completed_bytes(o, rows, to="r@x.example", message_id="<m@x.example>", sender=SENDER,
+                                          delegate_name=name)
+        assert written.startswith(b"Subject: Delegate User Form completed: 500 accounts for dee@acme.example\r\n")
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(max_size=30), address=st.text(max_size=30), file=st.text(max_size=30),
+       rows=st.lists(st.tuples(cells, cells, cells), max_size=4))
+def test_any_completed_email_written_directly_is_the_email_packages(name, address, file, rows, draws, monkeypatch):
+    o = outcome(Status.APPLIED, key=f"inbox/{file}", delegate_email=address or None, accounts=len(rows) or 1)
+    ours, theirs = completed_both_ways(monkeypatch, draws, o, [*PLAIN_ROWS[:3], *rows], delegate_name=name,
+                                       to=f"{address} <r@x.example>", sender=f"{name} <s@x.example>")
+    assert ours == theirs

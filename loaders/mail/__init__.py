@@ -3,6 +3,7 @@
 from loaders.mail.compose import (
     accounts_csv,
     as_bytes,
+    completed_bytes,
     compose_completed,
     compose_dead_letter,
     compose_quarantined,
@@ -30,6 +31,7 @@ __all__ = [
     "Transport",
     "accounts_csv",
     "as_bytes",
+    "completed_bytes",
     "compose_completed",
     "compose_dead_letter",
     "compose_quarantined",

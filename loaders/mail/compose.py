@@ -14,12 +14,14 @@ tests/test_mail_compose.py holds them to it.
 
 from __future__ import annotations
 
+import binascii
 import csv
 import hashlib
 import html
 import io
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.generator import BytesGenerator
@@ -117,6 +119,111 @@ class _Generator(BytesGenerator):
         return b
 
 
+# --- a text and HTML email with a CSV attached, written directly -----------------------------------
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """An email of _message's shape with a CSV attached (the completed email)."""
+
+    subject: str
+    to: str
+    sender: str
+    message_id: str
+    date: datetime | None
+    text: str
+    html_body: str
+    csv: bytes
+    filename: str
+
+    def message(self) -> EmailMessage:
+        msg = _message(subject=self.subject, to=self.to, sender=self.sender, message_id=self.message_id,
+                       date=self.date, text=self.text, html_body=self.html_body)
+        msg.add_attachment(self.csv, maintype="text", subtype="csv", filename=self.filename)
+        return msg
+
+    def written(self) -> bytes | None:
+        """The bytes as_bytes(self.message()) gives, written directly; None outside the usual case.
+
+        The usual case: every header a plain ASCII value the email package writes as it is given
+        (no encoded word, no folding, addresses of the plainest form), and no line of a part over
+        the policy's 998 characters (then the package picks 7bit or 8bit, and base64 for the CSV).
+        The multipart boundaries are drawn as the package draws them, inner first; a boundary found
+        in the text leaves the case to the package. tests/test_mail_compose.py holds the two to one
+        answer byte for byte.
+        """
+        date = format_datetime((self.date or datetime.now(UTC)).astimezone(UTC))
+        subject, sender, to, message_id = (_one_line(v) for v in (self.subject, self.sender, self.to, self.message_id))
+        if max(map(len, (subject, sender, to, message_id, self.filename))) > _HEADER_MAX or "=?" in subject:
+            return None  # folded, or read as an encoded word
+        if not (_PLAIN_SUBJECT.fullmatch(subject) and _PLAIN_ADDRESS.fullmatch(sender)
+                and _PLAIN_ADDRESS.fullmatch(to) and _PLAIN_MESSAGE_ID.fullmatch(message_id)
+                and _PLAIN_FILENAME.fullmatch(self.filename)):
+            return None
+        text = _text_part(self.text + "\n")
+        html_part = _text_part(_html_document(self.html_body))
+        if text is None or html_part is None:
+            return None
+        text_cte, text_body = text
+        html_cte, html_body = html_part
+        chunks = range(0, len(self.csv), _BASE64_CHUNK)
+        csv = b"".join(binascii.b2a_base64(self.csv[i:i + _BASE64_CHUNK]) for i in chunks).replace(b"\n", b"\r\n")
+        inner_parts = (
+            b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: ' + text_cte + b"\r\n\r\n"
+            + text_body,
+            b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: ' + html_cte
+            + b"\r\nMIME-Version: 1.0\r\n\r\n" + html_body,
+        )
+        inner = _Generator._make_boundary()
+        if any(b"--" + inner.encode() in part for part in inner_parts):
+            return None
+        b_inner = inner.encode()
+        alternative = _multipart_body(b_inner, inner_parts)
+        attachment = (b"Content-Type: text/csv\r\nContent-Transfer-Encoding: base64\r\n"
+                      b'Content-Disposition: attachment; filename="' + self.filename.encode() + b'"\r\n'
+                      b"MIME-Version: 1.0\r\n\r\n" + csv)
+        outer = _Generator._make_boundary()
+        mixed_parts = (
+            b'Content-Type: multipart/alternative; boundary="' + b_inner + b'"\r\n\r\n' + alternative,
+            attachment,
+        )
+        if any(b"--" + outer.encode() in part for part in mixed_parts):
+            return None
+        b_outer = outer.encode()
+        head = (f"Subject: {subject}\r\nFrom: {sender}\r\nTo: {to}\r\nMessage-ID: {message_id}\r\n"
+                f"Date: {date}\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+                f'Content-Type: multipart/mixed; boundary="{outer}"\r\n\r\n').encode()
+        return head + _multipart_body(b_outer, mixed_parts)
+
+
+_BASE64_CHUNK = POLICY.max_line_length // 4 * 3  # what the email package puts on one base64 line
+_HEADER_MAX = 900  # a header line stays under the policy's 998 characters, so is never folded
+_PLAIN_SUBJECT = re.compile(r"[!-~](?:[!-~]| (?=[!-~]))*")  # printable ASCII, single spaces inside
+_ADDR_SPEC = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_PLAIN_ADDRESS = re.compile(rf"{_ADDR_SPEC}|[A-Za-z0-9]+(?: [A-Za-z0-9]+)* <{_ADDR_SPEC}>")
+_PLAIN_MESSAGE_ID = re.compile(rf"<{_ADDR_SPEC}>")
+_PLAIN_FILENAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def _multipart_body(boundary: bytes, parts: Sequence[bytes]) -> bytes:
+    """Each part after its boundary line; the line end before a boundary line belongs to it."""
+    return b"--" + boundary + b"\r\n" + (b"\r\n--" + boundary + b"\r\n").join(parts) + b"\r\n--" + boundary + b"--\r\n"
+
+
+def _text_part(body: str) -> tuple[bytes, bytes] | None:
+    """(transfer encoding, body with CRLF line ends) as the email package writes a text part, when
+    it picks 7bit or 8bit; None when a line is too long for either."""
+    data = body.encode("utf-8", "surrogateescape")
+    lines = data.splitlines()
+    if any(len(line) > POLICY.max_line_length for line in lines):
+        return None
+    return (b"7bit" if data.isascii() else b"8bit"), b"\r\n".join(lines) + b"\r\n"
+
+
+def _html_document(body: str) -> str:
+    return "<!doctype html><html><head><meta charset='utf-8'></head><body>" + body + "</body></html>\n"
+
+
 # --- the four emails ----------------------------------------------------------------------------
 
 
@@ -131,6 +238,26 @@ def compose_completed(
     date: datetime | None = None,
 ) -> EmailMessage:
     """To the requester: the form is applied; the delegate, each account and level; a CSV."""
+    return _completed(outcome, lines, to, message_id, sender, delegate_name, date).message()
+
+
+def completed_bytes(
+    outcome: Outcome,
+    lines: Iterable[Any],
+    *,
+    to: str,
+    message_id: str,
+    sender: str,
+    delegate_name: str | None = None,
+    date: datetime | None = None,
+) -> bytes:
+    """as_bytes(compose_completed(...)): the same bytes, without the email package where it can."""
+    parts = _completed(outcome, lines, to, message_id, sender, delegate_name, date)
+    return parts.written() or as_bytes(parts.message())
+
+
+def _completed(outcome: Outcome, lines: Iterable[Any], to: str, message_id: str, sender: str,
+               delegate_name: str | None, date: datetime | None) -> _Parts:
     rows = [_line(x) for x in lines]
     plain = _plain_cells(rows)
     delegate = _one_line(outcome.delegate_email or "the delegate")
@@ -160,7 +287,7 @@ def compose_completed(
         + _html_table(("Account ID", "Access level", "Action"), rows, plain)
         + _html_footer(outcome)
     )
-    msg = _message(
+    return _Parts(
         subject=f"Delegate User Form completed: {n} accounts for {delegate}",
         to=to,
         sender=sender,
@@ -168,14 +295,9 @@ def compose_completed(
         date=date or outcome.completed_at,
         text=text,
         html_body=body,
-    )
-    msg.add_attachment(
-        _accounts_csv(rows, plain).encode("utf-8"),
-        maintype="text",
-        subtype="csv",
+        csv=_accounts_csv(rows, plain).encode("utf-8"),
         filename=f"{_file_stem(outcome)}-accounts.csv",
     )
-    return msg
 
 
 def compose_rejected(
@@ -510,8 +632,5 @@ def _message(
     msg["Date"] = format_datetime((date or datetime.now(UTC)).astimezone(UTC))
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
     msg.set_content(text + "\n")
-    msg.add_alternative(
-        "<!doctype html><html><head><meta charset='utf-8'></head><body>" + html_body + "</body></html>\n",
-        subtype="html",
-    )
+    msg.add_alternative(_html_document(html_body), subtype="html")
     return msg
