@@ -206,33 +206,55 @@ def _judge_in_worker(data: bytes) -> Judgement:
 
 
 class Lookahead:
-    """Fetches the next files of a list and has them judged while the current one is committed.
+    """Takes the next files of a list ahead and has them judged while the current one is committed.
 
-    `fetch(item)` returns the sealed bytes or raises; its outcome (bytes or exception) is kept for
-    `take(item)`, which gives it back with the call that waits for the judgement.
+    `prepare(item)` fetches the file and claims it (bytes and claim), returns None when the file is
+    not this run's to judge (another run holds it), or raises; its outcome is kept for
+    `take(item)`. Only a file prepared so (claimed: no other run works on it meanwhile) is judged
+    ahead, and only when `needs_judging(claim)`. `close()` gives the untaken claims back (`release`).
     """
 
-    def __init__(self, judges: Judges, items: Sequence, fetch: Callable[[object], bytes], depth: int):
-        self._judges, self._fetch, self._depth = judges, fetch, depth
+    def __init__(self, judges: Judges, items: Sequence, prepare: Callable[[object], tuple[bytes, object] | None],
+                 depth: int, release: Callable[[object], None] = lambda claim: None,
+                 needs_judging: Callable[[object], bool] = lambda claim: True):
+        self._judges, self._prepare, self._depth = judges, prepare, depth
+        self._release, self._needs_judging = release, needs_judging
         self._queue = deque(items)
-        self._ready: dict[int, tuple[bytes | None, BaseException | None, Callable[[], Judgement] | None]] = {}
+        self._ready: dict[int, tuple[tuple | None, BaseException | None]] = {}
 
-    def take(self, item) -> tuple[bytes, Callable[[], Judgement]]:
-        """The item's bytes (or its fetch's exception, raised) and its judgement to wait for."""
+    def take(self, item) -> tuple[bytes, object, Callable[[], Judgement] | None] | None:
+        """(bytes, claim, judgement to wait for) of the item; None when it is not this run's; its
+        preparation's exception, raised."""
         self._fill(item)
-        data, error, judgement = self._ready.pop(id(item))
+        prepared, error = self._ready.pop(id(item))
         self._fill(None)  # keep the pool busy while the caller works on this one
         if error is not None:
             raise error
-        assert data is not None and judgement is not None
-        return data, judgement
+        return prepared
+
+    def close(self) -> None:
+        """Give back the claims of the files prepared but not taken (the batch stopped early)."""
+        self._queue.clear()
+        ready, self._ready = self._ready, {}
+        for prepared, _ in ready.values():
+            if prepared is not None:
+                with contextlib.suppress(Exception):  # it would run out by itself (the database is away)
+                    self._release(prepared[1])
 
     def _fill(self, wanted) -> None:
         while self._queue and (id(wanted) not in self._ready if wanted is not None
                                else len(self._ready) < self._depth):
             item = self._queue.popleft()
             try:
-                data = self._fetch(item)
-                self._ready[id(item)] = (data, None, self._judges.submit(data))
+                prepared = self._prepare(item)
+                if prepared is not None:
+                    data, claim = prepared
+                    try:
+                        judgement = self._judges.submit(data) if self._needs_judging(claim) else None
+                    except BaseException:
+                        self._release(claim)
+                        raise
+                    prepared = (data, claim, judgement)
+                self._ready[id(item)] = (prepared, None)
             except Exception as exc:  # noqa: BLE001 - raised when its item is taken
-                self._ready[id(item)] = (None, exc, None)
+                self._ready[id(item)] = (None, exc)

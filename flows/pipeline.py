@@ -113,11 +113,18 @@ class Deps:
         """Is this batch long enough to go through in stages?"""
         return 0 < self.tuning.staged_min_files <= len(items)
 
-    def lookahead(self, items: list) -> Lookahead | None:
-        """Judging ahead for a batch of `items`, when it is long enough to be worth a pool."""
+    def lookahead(self, items: list, run_id: str) -> Lookahead | None:
+        """Claiming and judging ahead for a batch of `items`, when it is long enough to be worth a pool."""
         if not self.staged(items) or self.judges.workers <= 0:
             return None
-        return Lookahead(self.judges, items, lambda item: fetch_sealed(self, item), depth=2 * self.judges.workers)
+        from loaders.store import intake
+
+        worker = self.settings.worker_id
+        return Lookahead(
+            self.judges, items, lambda item: fetch_and_claim(self, item, run_id), depth=2 * self.judges.workers,
+            release=lambda claim: intake.release(self.store, claim.submission_id, worker=worker),
+            needs_judging=lambda claim: claim.outcome is None,
+        )
 
     def close(self) -> None:
         """Stop the judging workers and close the database's connections."""
@@ -215,19 +222,43 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
     """Bring one waiting file to its end state; None when another worker holds it (or finished it).
 
     IO failures (store, inbox) propagate: the claim is given back and a later run retries. With
-    `ahead`, the file was fetched and is being judged ahead of time; with `finisher`, its delivery
-    and archiving are handed over once its end state is committed (and None comes back).
+    `ahead`, the file was fetched, claimed and is being judged ahead of time; with `finisher`, its
+    delivery and archiving are handed over once its end state is committed (and None comes back).
     """
+    from loaders.store import intake
+
+    judgement = None
+    if ahead is None:
+        taken = fetch_and_claim(deps, item, run_id)
+        if taken is None:
+            return None
+        data, claim = taken
+    else:
+        taken = ahead.take(item)
+        if taken is None:
+            return None
+        data, claim, judgement = taken
+    worker = deps.settings.worker_id
+    try:
+        return _finish_claimed(deps, claim, item, data, now, judgement, finisher)
+    except intake.LostClaim:
+        log.warning("%s: taken over by another worker (this worker's lease ran out); left to it", item.key)
+        return None
+    except BaseException:
+        with contextlib.suppress(Exception):  # the original failure is the one to report
+            intake.release(deps.store, claim.submission_id, worker=worker)  # the lease would expire anyway
+        raise
+
+
+def fetch_and_claim(deps: Deps, item, run_id: str):
+    """(sealed bytes, claim) of a listed file; None when it is not this worker's to process (another
+    holds it, or it left the inbox). IO failures propagate."""
     from loaders.inbox import ItemChanged, ItemMissing
     from loaders.store import intake
 
     store, inbox, worker = deps.store, deps.inbox, deps.settings.worker_id
-    judgement = None
     try:
-        if ahead is None:
-            data = fetch_sealed(deps, item)
-        else:
-            data, judgement = ahead.take(item)
+        data = fetch_sealed(deps, item)
     except (ItemMissing, ItemChanged):  # archived by another worker, or replaced since listing
         return None
     claim = intake.claim(
@@ -241,22 +272,18 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
     )
     if claim is None:
         return None
+    # Another worker may have finished the file (and released its claim) between our fetch and our
+    # claim: then it has left the inbox, and our claim is on a file already dealt with.
     try:
-        # Another worker may have finished the file (and released its claim) between our fetch and
-        # our claim: then it has left the inbox, and our claim is on a file already dealt with.
-        try:
-            inbox.fetch(item.key, 0, etag=item.etag)
-        except (ItemMissing, ItemChanged):
-            intake.abandon(store, claim.submission_id, worker=worker)
-            return None
-        return _finish_claimed(deps, claim, item, data, now, judgement, finisher)
-    except intake.LostClaim:
-        log.warning("%s: taken over by another worker (this worker's lease ran out); left to it", item.key)
+        inbox.fetch(item.key, 0, etag=item.etag)
+    except (ItemMissing, ItemChanged):
+        intake.abandon(store, claim.submission_id, worker=worker)
         return None
     except BaseException:
-        with contextlib.suppress(Exception):  # the original failure is the one to report
-            intake.release(store, claim.submission_id, worker=worker)  # the lease would expire anyway
+        with contextlib.suppress(Exception):
+            intake.release(store, claim.submission_id, worker=worker)
         raise
+    return data, claim
 
 
 def fetch_sealed(deps: Deps, item) -> bytes:
@@ -372,7 +399,7 @@ def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None =
     committed ones delivered and archived in turn (`Finisher`).
     """
     batch = batch or Batch()
-    ahead = deps.lookahead(items)
+    ahead = deps.lookahead(items, run_id)
     finisher = Finisher(deps) if deps.staged(items) else None
     try:
         with quiet_collector():
@@ -390,6 +417,8 @@ def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None =
                 if outcome is not None:
                     batch.done.append(outcome)
     finally:
+        if ahead is not None:
+            ahead.close()
         if finisher is not None:
             _take_finished(batch, finisher.close(), 0)
     return batch

@@ -104,27 +104,47 @@ def test_judging_workers_do_not_outlive_a_run_that_is_killed(tmp_path):
         run.stdout.close()
 
 
+class FakeJudges:
+    def __init__(self):
+        self.judged = []
+
+    def submit(self, data):
+        self.judged.append(data)
+        return lambda: f"judged {data!r}"
+
+
 def test_a_file_that_could_not_be_fetched_ahead_fails_when_its_turn_comes():
-    judged = []
-
-    class FakeJudges:
-        def submit(self, data):
-            judged.append(data)
-            return lambda: f"judged {data!r}"
-
-    def fetch(item):
+    def prepare(item):
         if item == "b":
             raise ConnectionError("the inbox went away")
-        return item.encode()
+        return item.encode(), f"claim on {item}"
 
-    items = ["a", "b", "c"]
-    ahead = Lookahead(FakeJudges(), items, fetch, depth=2)
-    data, judgement = ahead.take(items[0])
-    assert (data, judgement()) == (b"a", "judged b'a'")
-    assert judged == [b"a", b"c"], "the next files are fetched and judged while the first is worked on"
+    judges, items = FakeJudges(), ["a", "b", "c"]
+    ahead = Lookahead(judges, items, prepare, depth=2)
+    data, claim, judgement = ahead.take(items[0])
+    assert (data, claim, judgement()) == (b"a", "claim on a", "judged b'a'")
+    assert judges.judged == [b"a", b"c"], "the next files are fetched and judged while the first is worked on"
     with pytest.raises(ConnectionError):
         ahead.take(items[1])
     assert ahead.take(items[2])[0] == b"c"
+
+
+def test_only_files_claimed_ahead_are_judged_and_a_stopped_batch_gives_the_rest_back():
+    """Another run holds "b" (not judged here: its judging would be wasted); "c" was decided by a
+    dead worker (nothing to judge); the batch stops after "a": the claims taken ahead go back."""
+    released = []
+
+    def prepare(item):
+        return None if item == "b" else (item.encode(), {"on": item, "decided": item == "c"})
+
+    judges, items = FakeJudges(), ["a", "b", "c", "d", "e", "f"]
+    ahead = Lookahead(judges, items, prepare, depth=3, release=released.append,
+                      needs_judging=lambda claim: not claim["decided"])
+    assert ahead.take(items[0])[1] == {"on": "a", "decided": False}
+    assert ahead.take(items[1]) is None
+    assert judges.judged == [b"a", b"d", b"e"]
+    ahead.close()
+    assert [claim["on"] for claim in released] == ["c", "d", "e"]
 
 
 def _alive(pid: int) -> bool:
