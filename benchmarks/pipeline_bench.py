@@ -215,10 +215,13 @@ class Scenario:
 # ============================================================================ measuring processes
 
 
-def spawn(args: list[str], env: dict) -> subprocess.Popen:
-    """The measured process; its output goes to temporary files (a full pipe would stall it)."""
+def spawn(args: list[str], env: dict, cpus: set[int] | None = None) -> subprocess.Popen:
+    """The measured process (on `cpus` only, with what it starts, when given); its output goes to
+    temporary files (a full pipe would stall it)."""
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()  # noqa: SIM115 - closed by reap()
-    proc = subprocess.Popen([sys.executable, str(HERE), *args], env=env, cwd=ROOT, stdout=out, stderr=err)
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+    proc = subprocess.Popen([sys.executable, str(HERE), *args], env=env, cwd=ROOT, stdout=out, stderr=err,
+                            preexec_fn=pin)
     proc.outputs = (out, err)
     return proc
 
@@ -238,10 +241,10 @@ def reap(proc: subprocess.Popen, block: bool = True) -> tuple[int, int, str, str
     return proc.returncode, usage.ru_maxrss, texts[0], texts[1]
 
 
-def timed_processes(argvs: list[list[str]], envs: list[dict]) -> dict:
+def timed_processes(argvs: list[list[str]], envs: list[dict], cpus: list[set[int] | None] | None = None) -> dict:
     """Start the processes together; wall time until the last has exited, and each one's result."""
     started = time.perf_counter()
-    procs = [spawn(a, e) for a, e in zip(argvs, envs, strict=True)]
+    procs = [spawn(a, e, c) for a, e, c in zip(argvs, envs, cpus or [None] * len(argvs), strict=True)]
     results = []
     for p in procs:
         code, rss, out, err = reap(p)
@@ -255,6 +258,7 @@ def timed_processes(argvs: list[list[str]], envs: list[dict]) -> dict:
 
 # What the measured processes get besides their PREFECT_HOME: --variant and --prefect-api.
 CHILD_EXTRA_ENV: dict[str, str] = {}
+PIN_CPUS: list[bool] = [False]  # --pin: pipeline process w runs on CPU w (mod the CPUs), with its judging workers
 
 
 def child_env(prefect_home: Path, key: Path) -> dict:
@@ -275,7 +279,8 @@ def run_pipeline(sc: Scenario, workers: int, forms: bool, tag: str, profile: str
                 "profile": f"{profile}-w{w}" if profile else None}
         argvs.append(["--child-pipeline", json.dumps(spec)])
         envs.append(child_env(sc.work / f"prefect-home-{w}", sc.key))
-    result = timed_processes(argvs, envs)
+    cpus = sorted(os.sched_getaffinity(0))
+    result = timed_processes(argvs, envs, [{cpus[w % len(cpus)]} for w in range(workers)] if PIN_CPUS[0] else None)
     result["forms"] = sum(p["forms"] for p in result["procs"])
     result["statuses"] = {}
     for p in result["procs"]:
@@ -608,7 +613,8 @@ def spread(values: list[float]) -> str:
 def measure(args, sc: Scenario) -> dict:
     n = sc.n
     out = {"n": n, "db": args.db, "repeat": args.repeat, "by_workers": {}, "load_before": os.getloadavg()[0],
-           "variant": ", ".join([args.variant, *args.stages]).strip(", ") or "none", "prefect_api": args.prefect_api}
+           "variant": ", ".join([args.variant, *args.stages, *(["pinned, a CPU each"] if args.pin else [])]).strip(", ")
+           or "none", "prefect_api": args.prefect_api}
     # The floor is measured right before each pipeline measurement, so that the two are paired: a
     # shared machine's speed drifts by tens of percent within minutes.
     floor0, floorN = [], []
@@ -886,6 +892,9 @@ def main() -> None:
     parser.add_argument("--stages", metavar="SETTING=VALUE", action="append", default=[],
                         help="DELEGATION_JUDGE_WORKERS=N or DELEGATION_STAGED_MIN_FILES=N for the measured "
                              "processes (default: the pipeline's own)")
+    parser.add_argument("--pin", action="store_true",
+                        help="each pipeline process (and the judging workers it starts) on one CPU of its own, as a "
+                             "worker per core: with one core, a run judges in its own process")
     parser.add_argument("--work-dir", type=Path, help="scratch folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
@@ -899,6 +908,7 @@ def main() -> None:
     server = None
     if args.variant:
         CHILD_EXTRA_ENV["PIPELINE_BENCH_VARIANTS"] = args.variant
+    PIN_CPUS[0] = args.pin
     for setting in args.stages:
         name, _, value = setting.partition("=")
         if name not in ("DELEGATION_JUDGE_WORKERS", "DELEGATION_STAGED_MIN_FILES"):
