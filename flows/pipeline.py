@@ -651,8 +651,8 @@ def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, p
     if outcome.status is Status.APPLIED:
         lines = [(c.account_id, str(c.new_level), str(c.action)) for c in plan.changes]
         delegate = verdict.form.delegate
-        message = mail.completed_bytes(outcome, lines, to=login, message_id=mid, sender=settings.sender,
-                                       delegate_name=f"{delegate.first_name} {delegate.last_name}")
+        message = mail.completed(outcome, lines, to=login, message_id=mid, sender=settings.sender,
+                                 delegate_name=f"{delegate.first_name} {delegate.last_name}").as_bytes()
         recipients = [login]
     elif login and not any(e.code in REQUESTER_IDENTITY_CODES for e in outcome.errors):
         from loaders.marked import mark_workbook

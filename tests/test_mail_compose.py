@@ -565,11 +565,11 @@ def test_a_boundary_found_in_the_text_is_checked_and_drawn_again_as_the_email_pa
         assert draws(11, lambda: as_bytes(make())) == draws(11, lambda: make().as_bytes(policy=compose.POLICY))
 
 
-# --- the completed email written directly (compose.completed_bytes) ------------------------------
+# --- the completed email written directly (compose.completed(...).as_bytes()) -------------------
 
 
 def completed_both_ways(monkeypatch, draws, o, rows, **kw):
-    """(completed_bytes, the straightforward code's bytes), boundaries drawn from the same seed; for
+    """(completed(...).as_bytes(), the straightforward code's bytes), boundaries drawn from the same seed; for
     input the email package cannot write (e.g. the address '. <r@x>'), the type of what it raised."""
     kw = {"to": "r@x.example", "message_id": "<m@x.example>", "sender": SENDER, **kw}
 
@@ -579,7 +579,7 @@ def completed_both_ways(monkeypatch, draws, o, rows, **kw):
         except Exception as exc:  # noqa: BLE001 - compared: both ways must fail alike
             return type(exc)
 
-    ours = outcome_of(lambda: compose.completed_bytes(o, rows, **kw))
+    ours = outcome_of(lambda: compose.completed(o, rows, **kw).as_bytes())
     theirs = outcome_of(lambda: straightforward_bytes(monkeypatch, lambda: compose_completed(o, rows, **kw)))
     return ours, theirs
 
@@ -606,12 +606,12 @@ def test_the_completed_email_written_directly_is_the_email_packages_byte_for_byt
 
 
 def test_a_usual_completed_email_is_written_without_the_email_package(monkeypatch, draws):
-    monkeypatch.setattr(compose._Parts, "message", lambda self: pytest.fail("the email package was used"))
+    monkeypatch.setattr(compose.CompletedEmail, "message", lambda self: pytest.fail("the email package was used"))
     o = outcome(Status.APPLIED, accounts=500, grants_created=500)
     rows = [(f"{n:010d}", "High", "granted") for n in range(500)]
     for name in ("Dee Delegate", "山田 花子", "Nguyễn Văn An", None):
-        written = compose.completed_bytes(o, rows, to="r@x.example", message_id="<m@x.example>", sender=SENDER,
-                                          delegate_name=name)
+        written = compose.completed(o, rows, to="r@x.example", message_id="<m@x.example>", sender=SENDER,
+                                    delegate_name=name).as_bytes()
         assert written.startswith(b"Subject: Delegate User Form completed: 500 accounts for dee@acme.example\r\n")
 
 

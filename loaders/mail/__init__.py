@@ -3,7 +3,7 @@
 from loaders.mail.compose import (
     accounts_csv,
     as_bytes,
-    completed_bytes,
+    completed,
     compose_completed,
     compose_dead_letter,
     compose_quarantined,
@@ -31,7 +31,7 @@ __all__ = [
     "Transport",
     "accounts_csv",
     "as_bytes",
-    "completed_bytes",
+    "completed",
     "compose_completed",
     "compose_dead_letter",
     "compose_quarantined",

@@ -123,7 +123,7 @@ class _Generator(BytesGenerator):
 
 
 @dataclass(frozen=True)
-class _Parts:
+class CompletedEmail:
     """An email of _message's shape with a CSV attached (the completed email)."""
 
     subject: str
@@ -141,6 +141,10 @@ class _Parts:
                        date=self.date, text=self.text, html_body=self.html_body)
         msg.add_attachment(self.csv, maintype="text", subtype="csv", filename=self.filename)
         return msg
+
+    def as_bytes(self) -> bytes:
+        """as_bytes(self.message()): the same bytes, written directly in the usual case."""
+        return self.written() or as_bytes(self.message())
 
     def written(self) -> bytes | None:
         """The bytes as_bytes(self.message()) gives, written directly; None outside the usual case.
@@ -227,37 +231,15 @@ def _html_document(body: str) -> str:
 # --- the four emails ----------------------------------------------------------------------------
 
 
-def compose_completed(
-    outcome: Outcome,
-    lines: Iterable[Any],
-    *,
-    to: str,
-    message_id: str,
-    sender: str,
-    delegate_name: str | None = None,
-    date: datetime | None = None,
-) -> EmailMessage:
+def compose_completed(outcome: Outcome, lines: Iterable[Any], **kwargs: Any) -> EmailMessage:
     """To the requester: the form is applied; the delegate, each account and level; a CSV."""
-    return _completed(outcome, lines, to, message_id, sender, delegate_name, date).message()
+    return completed(outcome, lines, **kwargs).message()
 
 
-def completed_bytes(
-    outcome: Outcome,
-    lines: Iterable[Any],
-    *,
-    to: str,
-    message_id: str,
-    sender: str,
-    delegate_name: str | None = None,
-    date: datetime | None = None,
-) -> bytes:
-    """as_bytes(compose_completed(...)): the same bytes, without the email package where it can."""
-    parts = _completed(outcome, lines, to, message_id, sender, delegate_name, date)
-    return parts.written() or as_bytes(parts.message())
-
-
-def _completed(outcome: Outcome, lines: Iterable[Any], to: str, message_id: str, sender: str,
-               delegate_name: str | None, date: datetime | None) -> _Parts:
+def completed(outcome: Outcome, lines: Iterable[Any], *, to: str, message_id: str, sender: str,
+              delegate_name: str | None = None, date: datetime | None = None) -> CompletedEmail:
+    """The completed email (compose_completed's): `.as_bytes()` writes it without the email package
+    where it can."""
     rows = [_line(x) for x in lines]
     plain = _plain_cells(rows)
     delegate = _one_line(outcome.delegate_email or "the delegate")
@@ -287,7 +269,7 @@ def _completed(outcome: Outcome, lines: Iterable[Any], to: str, message_id: str,
         + _html_table(("Account ID", "Access level", "Action"), rows, plain)
         + _html_footer(outcome)
     )
-    return _Parts(
+    return CompletedEmail(
         subject=f"Delegate User Form completed: {n} accounts for {delegate}",
         to=to,
         sender=sender,
