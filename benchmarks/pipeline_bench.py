@@ -421,7 +421,6 @@ def child_pipeline(spec_text: str) -> None:
 
     t_imported = time.perf_counter()
     w(pipeline, "deliver_pending", "mail deliver")
-    w(pipeline, "deliver_taken", "mail deliver")
     w(process_inbox, "deliver_pending", "mail deliver")
     w(pipeline.Deps, "build", "connect")
 

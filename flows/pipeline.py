@@ -122,7 +122,8 @@ class Deps:
         worker = self.settings.worker_id
         return Lookahead(
             self.judges, items, lambda item: fetch_and_claim(self, item, run_id), depth=2 * self.judges.workers,
-            release=lambda claim: intake.release(self.store, claim.submission_id, worker=worker),
+            # a claim never tried leaves no row (the file shows unclaimed again); a decided one is released
+            release=lambda claim: intake.abandon(self.store, claim.submission_id, worker=worker),
             needs_judging=lambda claim: claim.outcome is None,
         )
 
@@ -295,31 +296,23 @@ def fetch_sealed(deps: Deps, item) -> bytes:
 
 def _finish_claimed(deps: Deps, claim, item, data: bytes, now: Callable[[], datetime],
                     judgement: Callable[[], Judgement] | None, finisher: Finisher | None) -> Outcome | None:
-    mail = None
     if claim.outcome is None:  # not decided yet (a fresh claim, or a dead worker's expired one)
-        outcome, mail = _decide_and_commit(deps, claim, item.key, data, received_at=claim.received_at, now=now(),
-                                           judgement=judgement, take_mail=finisher is not None)
+        outcome = decide_and_commit(deps, claim, item.key, data, received_at=claim.received_at, now=now(),
+                                    judgement=judgement)
     else:  # decided and committed by a run that died before archiving: finish its work
         outcome = claim.outcome
     faults.point("after-commit")
     if finisher is not None:
-        finisher.put(claim, item, outcome, mail)
+        finisher.put(claim, item, outcome)
         return None
     return finish_decided(deps, claim, item, outcome)
 
 
-def finish_decided(deps: Deps, claim, item, outcome: Outcome, mail=None) -> Outcome:
-    """A committed file's last steps, in this order: its email delivered, the original archived.
-
-    `mail`: the file's email, taken for delivery by this run in the transaction that queued it;
-    otherwise the file's due mail is taken from the outbox now.
-    """
+def finish_decided(deps: Deps, claim, item, outcome: Outcome) -> Outcome:
+    """A committed file's last steps, in this order: its email delivered, the original archived."""
     from loaders.store import intake
 
-    if mail is None:
-        deliver_pending(deps, submission_id=claim.submission_id)
-    else:
-        deliver_taken(deps, [mail])
+    deliver_pending(deps, submission_id=claim.submission_id)
     faults.point("after-delivery")
     destination = deps.inbox.archive(item.key, str(outcome.status), etag=item.etag)
     faults.point("after-archive")
@@ -480,8 +473,8 @@ class Finisher:
 
     While it waits on the disk or the network for one file's email and archive copy, the run's
     main thread judges and commits the next. Each file takes the steps of `finish_decided`, in its
-    order; after an outage the files still queued are not tried (their claims and emails are given
-    back, and the next run finishes them). `finished()` hands back (item, outcome, exception) of each.
+    order; after an outage the files still queued are not tried (their claims are given back, and
+    the next run finishes them). `finished()` hands back (item, outcome, exception) of each.
     """
 
     def __init__(self, deps: Deps, depth: int = 4):
@@ -493,8 +486,8 @@ class Finisher:
         self._thread = threading.Thread(target=context.run, args=(self._work,), name="finisher", daemon=True)
         self._thread.start()
 
-    def put(self, claim, item, outcome: Outcome, mail=None) -> None:
-        self._jobs.put((claim, item, outcome, mail))
+    def put(self, claim, item, outcome: Outcome) -> None:
+        self._jobs.put((claim, item, outcome))
 
     def finished(self) -> list[tuple]:
         out = []
@@ -513,19 +506,16 @@ class Finisher:
         from loaders.store import intake
 
         while (job := self._jobs.get()) is not None:
-            claim, item, outcome, mail = job
-            untried = self._outage is not None
+            claim, item, outcome = job
             try:
-                if untried:
+                if self._outage is not None:
                     raise self._outage
-                self._results.put((item, finish_decided(self._deps, claim, item, outcome, mail), None))
+                self._results.put((item, finish_decided(self._deps, claim, item, outcome), None))
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
                 if is_outage(exc):
                     self._outage = exc
                 with contextlib.suppress(Exception):
                     intake.release(self._deps.store, claim.submission_id, worker=self._deps.settings.worker_id)
-                    if untried and mail is not None:  # its email is due again at once, for the next run
-                        intake.put_back(self._deps.store, [mail.message_id])
                 self._results.put((item, None, exc))
 
 
@@ -539,16 +529,6 @@ def decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: 
                       judgement: Callable[[], Judgement] | None = None) -> Outcome:
     """Judge the sealed bytes (or wait for `judgement`, made ahead), then commit the end state with
     its mail in one transaction."""
-    return _decide_and_commit(deps, claim, key, data, received_at=received_at, now=now, judgement=judgement)[0]
-
-
-def _decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at: datetime, now: datetime,
-                       judgement: Callable[[], Judgement] | None = None, take_mail: bool = False):
-    """decide_and_commit; with `take_mail`, the email is queued already taken for delivery by this
-    run, as `deliver_pending` takes it (a lease), and comes back with the outcome: delivering it
-    needs no second transaction and no second read of the message."""
-    lease = _mail_lease(deps) if take_mail else None
-    mail = None
     outcome = Outcome(key=key, status=Status.QUARANTINED, received_at=received_at, completed_at=now)
     judged = judgement() if judgement is not None else deps.judges.here(data)
     outcome.submitted_by, outcome.sha256 = judged.submitted_by, judged.sha256
@@ -557,16 +537,16 @@ def _decide_and_commit(deps: Deps, claim, key: str, data: bytes, *, received_at:
     _note_dropper(deps, outcome)
     with deps.store.unit_of_work() as uow:
         if judged.verdict is not None:
-            mail = _decide_form(deps, uow, claim, outcome, judged.verdict, judged.plaintext, lease)
+            _decide_form(deps, uow, claim, outcome, judged.verdict, judged.plaintext)
         else:
-            mail = _add_quarantine_mail(deps, uow, outcome, claim, lease)
+            _add_quarantine_mail(deps, uow, outcome, claim)
         faults.point("during-apply")
         from loaders.store import intake
 
         intake.finish(uow, claim.submission_id, outcome, worker=deps.settings.worker_id)
         uow.commit()
     log.info("%s: %s (%d errors)", key, outcome.status, len(outcome.errors))
-    return outcome, mail
+    return outcome
 
 
 def _note_dropper(deps: Deps, outcome: Outcome) -> None:
@@ -588,12 +568,10 @@ def _note_dropper(deps: Deps, outcome: Outcome) -> None:
                     outcome.dropped_by, signer)
 
 
-def _decide_form(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, plaintext: bytes,
-                 lease: timedelta | None):
-    """Apply, reject or recognise a duplicate, inside the caller's transaction; queue the mail (taken
-    for `lease` when given: then it is returned)."""
+def _decide_form(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, plaintext: bytes) -> None:
+    """Apply, reject or recognise a duplicate, inside the caller's transaction; queue the mail."""
     plan = apply_verdict(uow, outcome, verdict)
-    return _add_form_mail(deps, uow, claim, outcome, verdict, plaintext, plan, lease)
+    _add_form_mail(deps, uow, claim, outcome, verdict, plaintext, plan)
 
 
 def apply_verdict(uow, outcome: Outcome, verdict: Verdict):
@@ -638,13 +616,12 @@ def _first_row_contacts(row: tuple[str, ...] | None) -> tuple[str | None, str | 
 # mail: composed inside the transaction, delivered after it
 
 
-def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, plaintext: bytes, plan,
-                   lease: timedelta | None):
+def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, plaintext: bytes, plan) -> None:
     from loaders import mail
     from loaders.store import intake
 
     if outcome.status is Status.DUPLICATE:
-        return None
+        return
     settings = deps.settings
     login = intake.requester_login(uow, verdict.first_row, verdict.form)
     mid = mail.message_id_for(claim.sealed_sha256, outcome.key, str(outcome.status))
@@ -664,19 +641,18 @@ def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, p
         message = mail.as_bytes(mail.compose_rejected_to_ops(outcome, to=settings.ops_email, message_id=mid,
                                                              sender=settings.sender))
         recipients = [settings.ops_email]
-    return intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome,
-                           kind=str(outcome.status), recipients=recipients, message=message, lease=lease)
+    intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome,
+                    kind=str(outcome.status), recipients=recipients, message=message)
 
 
-def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim, lease: timedelta | None):
+def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim) -> None:
     from loaders import mail
     from loaders.store import intake
 
     mid = mail.message_id_for(outcome.key, claim.sealed_sha256, "quarantined")
     msg = mail.compose_quarantined(outcome, to=deps.settings.ops_email, message_id=mid, sender=deps.settings.sender)
-    return intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome,
-                           kind="quarantined", recipients=[deps.settings.ops_email], message=mail.as_bytes(msg),
-                           lease=lease)
+    intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome,
+                    kind="quarantined", recipients=[deps.settings.ops_email], message=mail.as_bytes(msg))
 
 
 def deliver_pending(deps: Deps, *, submission_id: int | None = None) -> dict[str, int]:
@@ -685,25 +661,15 @@ def deliver_pending(deps: Deps, *, submission_id: int | None = None) -> dict[str
     Counts: sent, retry (failed for now, queued with backoff), dead (refused for good: the operations
     mailbox is told through the outbox), deferred (not tried: the server already failed this run).
     """
-    from loaders.store import intake
-
-    if deps.mail_down:
-        return {"sent": 0, "retry": 0, "dead": 0, "deferred": 0}
-    taken = intake.claim_pending_mail(deps.store, submission_id=submission_id, worker=deps.settings.worker_id,
-                                      lease=_mail_lease(deps))
-    return deliver_taken(deps, taken)
-
-
-def _mail_lease(deps: Deps) -> timedelta:
-    return timedelta(seconds=max(deps.settings.lease_seconds, 1))
-
-
-def deliver_taken(deps: Deps, taken: list) -> dict[str, int]:
-    """Send mail this run has taken from the outbox (deliver_pending's counts)."""
     from loaders.mail import PermanentMailError, TransientMailError
     from loaders.store import intake
 
     counts = {"sent": 0, "retry": 0, "dead": 0, "deferred": 0}
+    if deps.mail_down:
+        return counts
+    lease = timedelta(seconds=max(deps.settings.lease_seconds, 1))
+    taken = intake.claim_pending_mail(deps.store, submission_id=submission_id, worker=deps.settings.worker_id,
+                                      lease=lease)
     for n, mail_row in enumerate(taken):
         if deps.mail_down:  # the server failed on an earlier one: the rest wait, attempts not counted
             intake.put_back(deps.store, [m.message_id for m in taken[n:]])

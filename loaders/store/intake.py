@@ -194,34 +194,23 @@ class Mail:
 
 
 def add_mail(uow, *, message_id: str, submission_id: int | None, outcome: Outcome | None, kind: str,
-             recipients: list[str], message: bytes, lease: timedelta | None = None) -> Mail | None:
-    """Queue one email in the caller's transaction; the same Message-ID twice is one email.
-
-    With `lease`, the email is queued already taken for delivery by the caller, as
-    claim_pending_mail would take it (an attempt counted, due again once the lease is over), and
-    returned; None when that Message-ID was queued before (it is not this caller's to send).
-    """
-    queued = _queue(uow.conn, message_id=message_id, submission_id=submission_id,
-                    form_sha256=outcome.sha256 if outcome else None, kind=kind, recipients=recipients,
-                    message=message, lease=lease)
-    if lease is None or not queued:
-        return None
-    return Mail(message_id, list(recipients), message, kind, submission_id, attempts=1)
+             recipients: list[str], message: bytes) -> None:
+    """Queue one email in the caller's transaction; the same Message-ID twice is one email."""
+    _queue(uow.conn, message_id=message_id, submission_id=submission_id,
+           form_sha256=outcome.sha256 if outcome else None, kind=kind, recipients=recipients, message=message)
 
 
 def _queue(conn, *, message_id: str, submission_id: int | None, form_sha256: str | None, kind: str,
-           recipients: list[str], message: bytes, lease: timedelta | None = None) -> bool:
-    """Insert the outbox row; False when the Message-ID was queued before."""
+           recipients: list[str], message: bytes) -> None:
     now = _now()
-    return conn.execute(_QUEUE(conn), {
+    conn.execute(_QUEUE(conn), {
         "message_id": message_id, "submission_id": submission_id, "form_sha256": form_sha256, "kind": kind,
-        "recipients": json.dumps(recipients), "message": message, "status": "pending",
-        "attempts": 0 if lease is None else 1, "created_at": now,
-        "next_attempt_at": now if lease is None else now + lease,
-    }).first() is not None
+        "recipients": json.dumps(recipients), "message": message, "status": "pending", "attempts": 0,
+        "created_at": now, "next_attempt_at": now,
+    })
 
 
-_QUEUE = Prepared(lambda dialect: insert_for(dialect, outbox).on_conflict_do_nothing().returning(outbox.c.message_id))
+_QUEUE = Prepared(lambda dialect: insert_for(dialect, outbox).on_conflict_do_nothing())
 
 
 def claim_pending_mail(store, *, submission_id: int | None = None, worker: str = "",

@@ -35,8 +35,9 @@ def insert_for(dialect_name: str, table: sa.Table):
 @dataclass
 class Columns:
     """Rows given by column: `varying` holds each row's value (one column at least, lists of one
-    length), `constant` the one value of every row. Built so by a caller that knows which is which (a form's 500 audit rows
-    share their time, form and delegate), it saves making a dict a row and comparing them."""
+    length), `constant` the one value of every row. Built so by a caller that knows which is which
+    (a form's 500 audit rows share their time, form and delegate), it saves making a dict a row and
+    comparing them."""
 
     varying: dict[str, list]
     constant: dict[str, object] = field(default_factory=dict)
