@@ -213,17 +213,31 @@ def _queue(conn, *, message_id: str, submission_id: int | None, form_sha256: str
 _QUEUE = Prepared(lambda dialect: insert_for(dialect, outbox).on_conflict_do_nothing())
 
 
+_TAKE_SUBMISSION_MAIL = Prepared(lambda _: sa.update(outbox).where(
+    outbox.c.submission_id == sa.bindparam("submission"), outbox.c.status == "pending",
+    outbox.c.next_attempt_at <= sa.bindparam("now"),
+).values(next_attempt_at=sa.bindparam("until"), attempts=outbox.c.attempts + 1).returning(
+    outbox.c.message_id, outbox.c.recipients, outbox.c.message, outbox.c.kind, outbox.c.submission_id,
+    outbox.c.attempts, outbox.c.created_at,
+))
+
+
 def claim_pending_mail(store, *, submission_id: int | None = None, worker: str = "",
                        lease: timedelta = MAIL_LEASE) -> list[Mail]:
     """Take the due pending mail (one submission's, or all) for `lease`, so no one else sends it.
 
     Taking a row counts an attempt and moves its next attempt past the lease: a worker that dies
-    while sending leaves the row to be taken again once the lease has run out.
+    while sending leaves the row to be taken again once the lease has run out. One submission's
+    mail (what a run does after each file) is taken with one UPDATE ... RETURNING.
     """
     now = _now()
-    due = sa.and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
     if submission_id is not None:
-        due = sa.and_(due, outbox.c.submission_id == submission_id)
+        with store.begin() as conn:
+            rows = conn.execute(_TAKE_SUBMISSION_MAIL(conn),
+                                {"submission": submission_id, "now": now, "until": now + lease}).all()
+        return [Mail(r.message_id, json.loads(r.recipients), bytes(r.message), r.kind, r.submission_id, r.attempts)
+                for r in sorted(rows, key=lambda r: (r.created_at, r.message_id))]
+    due = sa.and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
     taken = []
     with store.begin() as conn:
         for row in conn.execute(sa.select(outbox).where(due).order_by(outbox.c.created_at)).all():
