@@ -145,6 +145,16 @@ class Judges:
             self._discard()
             return self.here(data)
 
+    def warm_up(self) -> None:
+        """Start the worker processes now (they take ~0.1 s to start and import), so that the first
+        files need not wait for them."""
+        if self.workers <= 0:
+            return
+        with _bare_main(), contextlib.suppress(concurrent.futures.BrokenExecutor):  # submit() deals with it
+            pool = self._started()
+            for _ in range(self.workers):
+                pool.submit(int)
+
     def _started(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             # spawn: a worker inherits no thread, lock, connection or open file of this process
