@@ -130,19 +130,22 @@ class Judges:
         if self.workers <= 0:
             return lambda: self.here(data)
         with _bare_main():  # a worker may be started by this call
+            pool = self._started()
             try:
-                future = self._started().submit(_judge_in_worker, data)
+                future = pool.submit(_judge_in_worker, data)
             except concurrent.futures.BrokenExecutor:  # a worker died since: a fresh pool for this one
-                self._discard()
-                future = self._started().submit(_judge_in_worker, data)
-        return lambda: self._result(future, data)
+                self._discard(pool)
+                pool = self._started()
+                future = pool.submit(_judge_in_worker, data)
+        return lambda: self._result(future, data, pool)
 
-    def _result(self, future: concurrent.futures.Future, data: bytes) -> Judgement:
+    def _result(self, future: concurrent.futures.Future, data: bytes,
+                pool: concurrent.futures.ProcessPoolExecutor) -> Judgement:
         try:
             return future.result()
-        except concurrent.futures.BrokenExecutor:
+        except (concurrent.futures.BrokenExecutor, concurrent.futures.CancelledError):  # its pool broke
             log.warning("a judging worker process died; judging the file in the main process")
-            self._discard()
+            self._discard(pool)  # not a fresh pool started since, with files of its own
             return self.here(data)
 
     def warm_up(self) -> None:
@@ -163,9 +166,9 @@ class Judges:
                 initializer=_start_worker, initargs=(*self._args, os.getpid()))
         return self._pool
 
-    def _discard(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
+    def _discard(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        if self._pool is pool:
+            self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:

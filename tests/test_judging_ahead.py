@@ -74,6 +74,27 @@ def test_a_judging_worker_that_dies_costs_only_time(tmp_path):
         judges.close()
 
 
+def test_files_queued_behind_a_worker_that_dies_are_all_still_judged(tmp_path):
+    """A worker dies with files queued behind it; a file submitted after the break starts a fresh
+    pool: the old pool's files are judged here, and the fresh pool is not shut under its own."""
+    keys = make_keys(tmp_path / "keys")
+    data = seal(workbook(REQUESTER, REQUESTER, lines_for(REQUESTER)), keys)
+    expected = judge_sealed(data, [keys.private_pem], {}, require_signature=False)
+    judges = Judges([keys.private_pem], {}, require_signature=False, workers=1)
+    try:
+        judges.submit(data)()  # the worker is up
+        queued = [judges.submit(data) for _ in range(4)]
+        for process in list(judges._pool._processes.values()):
+            os.kill(process.pid, signal.SIGKILL)
+            process.join(10)
+        time.sleep(0.5)  # the pool has seen its worker die
+        later = [judges.submit(data) for _ in range(3)]  # a fresh pool
+        assert [judged() for judged in queued] == [expected] * 4
+        assert [judged() for judged in later] == [expected] * 3
+    finally:
+        judges.close()
+
+
 def test_judging_workers_do_not_outlive_a_run_that_is_killed(tmp_path):
     keys = make_keys(tmp_path / "keys")
     sealed = tmp_path / "form.sealed"
