@@ -641,8 +641,8 @@ def _add_form_mail(deps: Deps, uow, claim, outcome: Outcome, verdict: Verdict, p
         message = mail.as_bytes(mail.compose_rejected_to_ops(outcome, to=settings.ops_email, message_id=mid,
                                                              sender=settings.sender))
         recipients = [settings.ops_email]
-    intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome,
-                    kind=str(outcome.status), recipients=recipients, message=message)
+    intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome, kind=str(outcome.status),
+                    recipients=recipients, message=message)
 
 
 def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim) -> None:
@@ -651,8 +651,8 @@ def _add_quarantine_mail(deps: Deps, uow, outcome: Outcome, claim) -> None:
 
     mid = mail.message_id_for(outcome.key, claim.sealed_sha256, "quarantined")
     msg = mail.compose_quarantined(outcome, to=deps.settings.ops_email, message_id=mid, sender=deps.settings.sender)
-    intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome,
-                    kind="quarantined", recipients=[deps.settings.ops_email], message=mail.as_bytes(msg))
+    intake.add_mail(uow, message_id=mid, submission_id=claim.submission_id, outcome=outcome, kind="quarantined",
+                    recipients=[deps.settings.ops_email], message=mail.as_bytes(msg))
 
 
 def deliver_pending(deps: Deps, *, submission_id: int | None = None) -> dict[str, int]:

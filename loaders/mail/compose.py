@@ -156,7 +156,7 @@ class CompletedEmail:
         in the text leaves the case to the package. tests/test_mail_compose.py holds the two to one
         answer byte for byte.
         """
-        date = format_datetime((self.date or datetime.now(UTC)).astimezone(UTC))
+        date = _date_header(self.date)
         subject, sender, to, message_id = (_one_line(v) for v in (self.subject, self.sender, self.to, self.message_id))
         if max(map(len, (subject, sender, to, message_id, self.filename))) > _HEADER_MAX or "=?" in subject:
             return None  # folded, or read as an encoded word
@@ -178,25 +178,23 @@ class CompletedEmail:
             b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: ' + html_cte
             + b"\r\nMIME-Version: 1.0\r\n\r\n" + html_body,
         )
-        inner = _Generator._make_boundary()
-        if any(b"--" + inner.encode() in part for part in inner_parts):
+        b_inner = _Generator._make_boundary().encode()
+        if any(b"--" + b_inner in part for part in inner_parts):
             return None
-        b_inner = inner.encode()
         alternative = _multipart_body(b_inner, inner_parts)
         attachment = (b"Content-Type: text/csv\r\nContent-Transfer-Encoding: base64\r\n"
                       b'Content-Disposition: attachment; filename="' + self.filename.encode() + b'"\r\n'
                       b"MIME-Version: 1.0\r\n\r\n" + csv)
-        outer = _Generator._make_boundary()
+        b_outer = _Generator._make_boundary().encode()
         mixed_parts = (
             b'Content-Type: multipart/alternative; boundary="' + b_inner + b'"\r\n\r\n' + alternative,
             attachment,
         )
-        if any(b"--" + outer.encode() in part for part in mixed_parts):
+        if any(b"--" + b_outer in part for part in mixed_parts):
             return None
-        b_outer = outer.encode()
         head = (f"Subject: {subject}\r\nFrom: {sender}\r\nTo: {to}\r\nMessage-ID: {message_id}\r\n"
                 f"Date: {date}\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
-                f'Content-Type: multipart/mixed; boundary="{outer}"\r\n\r\n').encode()
+                f'Content-Type: multipart/mixed; boundary="{b_outer.decode()}"\r\n\r\n').encode()
         return head + _multipart_body(b_outer, mixed_parts)
 
 
@@ -222,6 +220,10 @@ def _text_part(body: str) -> tuple[bytes, bytes] | None:
     if any(len(line) > POLICY.max_line_length for line in lines):
         return None
     return (b"7bit" if data.isascii() else b"8bit"), b"\r\n".join(lines) + b"\r\n"
+
+
+def _date_header(date: datetime | None) -> str:
+    return format_datetime((date or datetime.now(UTC)).astimezone(UTC))
 
 
 def _html_document(body: str) -> str:
@@ -611,7 +613,7 @@ def _message(
     msg["From"] = _one_line(sender)
     msg["To"] = _one_line(to)
     msg["Message-ID"] = _one_line(message_id)
-    msg["Date"] = format_datetime((date or datetime.now(UTC)).astimezone(UTC))
+    msg["Date"] = _date_header(date)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
     msg.set_content(text + "\n")
     msg.add_alternative(_html_document(html_body), subtype="html")

@@ -119,7 +119,6 @@ class FolderTransport:
             finally:
                 os.close(fd)
 
-
     def _stale_of(self, name: str) -> list[Path]:
         """The temporaries of `name` left by a write killed before this transport's first send.
 

@@ -173,7 +173,7 @@ _TEXT = {None: None, **{m: str(m) for kind in (AccessLevel, Action) for m in kin
 
 def write_grants(conn: Connection, the_plan: Plan, sha256: str, now: datetime) -> None:
     """Upsert the new and changed grants as active at the form's level (one statement)."""
-    written = [c for c in the_plan.changes if c.action is not Action.UNCHANGED]
+    written = [c for c in the_plan.changes if c.writes]
     columns = Columns(
         varying={"account_id": [c.account_id for c in written], "access_level": [_TEXT[c.new_level] for c in written]},
         constant={"person_id": the_plan.person_id, "status": "active", "form_sha256": sha256, "updated_at": now},

@@ -30,7 +30,7 @@ _PEOPLE = Prepared(lambda _: sa.select(people).where(people.c.email.in_(sa.bindp
 _ACCOUNTS = Prepared(lambda dialect: (
     sa.select(accounts.c.account_id, accounts.c.customer_id, accounts.c.status, customers.c.customer_type)
     .join(customers, customers.c.customer_id == accounts.c.customer_id)
-    .where(among_param(dialect, accounts.c.account_id, sa.bindparam("account_ids")))
+    .where(among_param(dialect, accounts.c.account_id, "account_ids"))
 ))
 _ROLES = Prepared(lambda _: sa.select(roles.c.customer_id, roles.c.person_id, roles.c.role).where(
     roles.c.customer_id.in_(sa.bindparam("customer_ids", expanding=True)),
@@ -39,7 +39,7 @@ _ROLES = Prepared(lambda _: sa.select(roles.c.customer_id, roles.c.person_id, ro
 _GRANTS = Prepared(lambda dialect: sa.select(
     grants.c.account_id, grants.c.person_id, grants.c.access_level, grants.c.status
 ).where(grants.c.person_id == sa.bindparam("person_id"),
-        among_param(dialect, grants.c.account_id, sa.bindparam("account_ids"))))
+        among_param(dialect, grants.c.account_id, "account_ids")))
 
 
 def _active_customers(_dialect: str):
@@ -75,10 +75,8 @@ def load_snapshot(conn: Connection, form: DelegateForm) -> Snapshot:
 
     account_ids = sorted(set(form.account_ids))
     account_rows = conn.execute(_ACCOUNTS(conn), {"account_ids": listed(conn, account_ids)}).all()
-    types = _MEMBERS[CustomerType]
     by_id = {
-        account_id: Account(account_id, customer_id, types.get(customer_type) or CustomerType(customer_type),
-                            status == "closed")
+        account_id: Account(account_id, customer_id, _enum(CustomerType, customer_type), status == "closed")
         for account_id, customer_id, status, customer_type in account_rows
     }
     customer_ids = sorted({a.customer_id for a in by_id.values()})

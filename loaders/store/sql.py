@@ -50,6 +50,10 @@ class Columns:
     def names(self) -> list[str]:
         return [*self.varying, *self.constant]
 
+    def values(self, name: str) -> list:
+        """Every row's value of the column `name`."""
+        return self.varying[name] if name in self.varying else [self.constant[name]] * self.count
+
     @classmethod
     def of(cls, rows: Sequence[dict]) -> Columns:
         """Rows (all with the same keys) by column; a column holding one value on every row is constant."""
@@ -114,7 +118,7 @@ def _execute(conn: Connection, stmt, table: sa.Table, columns: Columns, finish=l
     names, typed = columns.names, {}
     for c in names:
         column_type = table.c[c].type
-        values = columns.varying[c] if c in columns.varying else [columns.constant[c]]
+        values = columns.varying[c] if c in columns.varying else [columns.constant[c]]  # a constant once
         if isinstance(column_type, TypeDecorator):  # e.g. UTCDateTime: its checks still apply
             values = [column_type.process_bind_param(v, conn.dialect) for v in values]
             column_type = column_type.impl_instance
@@ -204,21 +208,15 @@ def _executemany(conn: Connection, stmt, table: sa.Table, columns: Columns, shap
     is compiled once for the rows' columns, each column's bind processor is taken from its type
     once, and a value repeated down the rows is processed once.
     """
-    names, count = columns.names, columns.count
+    names = columns.names
     compiled = _compiled(conn, stmt, names, shape)
     order = compiled.positiontup
     if order is None or set(order) != set(names) or len(order) != len(names):  # not plainly positional
-        conn.execute(stmt, [dict(zip(names, row, strict=True)) for row in _row_tuples(columns, names)])
+        rows = zip(*(columns.values(name) for name in names), strict=True)
+        conn.execute(stmt, [dict(zip(names, row, strict=True)) for row in rows])
         return
-    bound = [_bound(conn, table.c[name].type, columns.varying[name] if name in columns.varying
-                    else [columns.constant[name]] * count) for name in order]
+    bound = [_bound(conn, table.c[name].type, columns.values(name)) for name in order]
     conn.exec_driver_sql(compiled.string, list(zip(*bound, strict=True)))
-
-
-def _row_tuples(columns: Columns, names: list[str]) -> Iterator[tuple]:
-    count = columns.count
-    return zip(*(columns.varying[n] if n in columns.varying else [columns.constant[n]] * count for n in names),
-               strict=True)
 
 
 def _compiled(conn: Connection, stmt, columns: list[str], shape: tuple | None):
@@ -235,15 +233,14 @@ def _compiled(conn: Connection, stmt, columns: list[str], shape: tuple | None):
 _COMPILED: dict = {}
 
 
-def among_param(dialect_name: str, column: sa.ColumnElement, param: sa.BindParameter) -> sa.ColumnElement[bool]:
-    """`column IN (the list in param)`, whatever its length one parameter made by `listed` (500
-    separate parameters cost ~2 ms a query to render and bind): on PostgreSQL `column =
+def among_param(dialect_name: str, column: sa.ColumnElement, name: str) -> sa.ColumnElement[bool]:
+    """`column IN (the list in parameter `name`)`, whatever its length one parameter made by `listed`
+    (500 separate parameters cost ~2 ms a query to render and bind): on PostgreSQL `column =
     ANY(:array)`, on SQLite `column IN (SELECT value FROM json_each(:json))`."""
     if dialect_name == "postgresql":
-        param.type = postgresql.ARRAY(sa.Text)
-        return column == sa.any_(param)
-    param.type = sa.Text()
-    return column.in_(sa.select(sa.column("value", sa.Text)).select_from(sa.func.json_each(param)))
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.Text)))
+    listed_ = sa.func.json_each(sa.bindparam(name, type_=sa.Text))
+    return column.in_(sa.select(sa.column("value", sa.Text)).select_from(listed_))
 
 
 def listed(conn: Connection, values: Sequence[str]):
