@@ -351,6 +351,51 @@ class StageClock:
         setattr(owner, name, timed)
 
 
+class _SqlClock:
+    """--sql: wall time and count of each kind of statement (and of commits), as the client sees
+    them: the database's own work plus a round trip (and, on a busy machine, waiting for a CPU)."""
+
+    def __init__(self):
+        import sqlalchemy as sa
+        from sqlalchemy.engine import default
+
+        self.totals: dict[str, list[float]] = {}
+        self._local = threading.local()
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", self._before)
+        sa.event.listen(sa.engine.Engine, "after_cursor_execute", self._after)
+        commit = default.DefaultDialect.do_commit
+
+        def do_commit(dialect, dbapi_connection):
+            started = time.perf_counter()
+            try:
+                return commit(dialect, dbapi_connection)
+            finally:
+                self._add("COMMIT", time.perf_counter() - started)
+
+        default.DefaultDialect.do_commit = do_commit
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        self._local.started = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        self._add(self.kind(statement), time.perf_counter() - self._local.started)
+
+    def _add(self, kind: str, seconds: float) -> None:
+        entry = self.totals.setdefault(kind, [0.0, 0])
+        entry[0] += seconds
+        entry[1] += 1
+
+    @staticmethod
+    def kind(statement: str) -> str:
+        """'INSERT grants', 'SELECT accounts', ...: the verb and the first table named."""
+        import re
+
+        words = statement.split(None, 1)
+        verb = words[0].upper() if words else "?"
+        table = re.search(r"\b(?:INTO|FROM|UPDATE)\s+\"?(\w+)", statement, re.IGNORECASE)
+        return f"{verb} {table.group(1) if table else ''}".strip()
+
+
 def child_pipeline(spec_text: str) -> None:
     """One `delegation run`: the process-inbox flow over the inbox, with stage clocks installed."""
     import resource
@@ -418,6 +463,7 @@ def child_pipeline(spec_text: str) -> None:
     import flows.process_inbox as process_inbox
 
     preload()  # as `delegation run`, while its server boots
+    sql = _SqlClock() if os.environ.get("PIPELINE_BENCH_SQL") else None
 
     t_imported = time.perf_counter()
     w(pipeline, "deliver_pending", "mail deliver")
@@ -479,6 +525,7 @@ def child_pipeline(spec_text: str) -> None:
         "stages": clock.total,
         "stages_cpu": clock.cpu,
         "calls": clock.calls,
+        "sql": sql.totals if sql else {},
         "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "workers_cpu_s": children.ru_utime + children.ru_stime,
         "workers_maxrss_kib": max(_WORKERS_HWM, default=0),
@@ -707,7 +754,38 @@ def report(m: dict) -> str:
                      f"its Prefect API server {rss_server:.0f} MB")
         lines += _fixed_split(procs_zero)
         lines += _stage_split(procs_full, procs_zero, n, [r["wall"] for r in runs["full"]], workers)
+        lines += _sql_split(procs_full, procs_zero, n, workers)
     return "\n".join(lines)
+
+
+def _sql_split(procs: list[dict], zero_procs: list[dict], n: int, workers: int) -> list[str]:
+    """--sql: per form, each kind of statement's wall time at the client (ms) and count, less the
+    empty run's, largest first; medians over runs."""
+    if not any(p.get("sql") for p in procs):
+        return []
+    runs = max(1, len(procs) // workers)
+
+    def per_run(group: list[dict]) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        for p in group:
+            for kind, (seconds, count) in p.get("sql", {}).items():
+                entry = out.setdefault(kind, [0.0, 0])
+                entry[0] += seconds
+                entry[1] += count
+        return out
+
+    full = [per_run(procs[r * workers:(r + 1) * workers]) for r in range(runs)]
+    zero = [per_run(zero_procs[r * workers:(r + 1) * workers]) for r in range(max(1, len(zero_procs) // workers))]
+    kinds = {k for group in full for k in group}
+    rows = []
+    for kind in kinds:
+        ms = median([g.get(kind, [0, 0])[0] for g in full]) - median([g.get(kind, [0, 0])[0] for g in zero])
+        count = median([g.get(kind, [0, 0])[1] for g in full]) - median([g.get(kind, [0, 0])[1] for g in zero])
+        rows.append((ms / n * 1000, count / n, kind))
+    rows.sort(reverse=True)
+    total = sum(r[0] for r in rows)
+    parts = " | ".join(f"{kind} {ms:.2f} ({count:g})" for ms, count, kind in rows if ms >= 0.05 or count >= 0.5)
+    return [f"  per form, SQL at the client, ms of wall time (statements): {parts} | sum {total:.1f}"]
 
 
 def _fixed_split(procs: list[dict]) -> list[str]:
@@ -891,6 +969,9 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true",
                         help="each pipeline process (and the judging workers it starts) on one CPU of its own, as a "
                              "worker per core: with one core, a run judges in its own process")
+    parser.add_argument("--sql", action="store_true",
+                        help="time each kind of SQL statement and the commits in the measured processes, as the "
+                             "client sees them (the database's work plus a round trip)")
     parser.add_argument("--work-dir", type=Path, help="scratch folder (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--json", type=Path, help="also write the raw measurements here")
@@ -905,6 +986,8 @@ def main() -> None:
     if args.variant:
         CHILD_EXTRA_ENV["PIPELINE_BENCH_VARIANTS"] = args.variant
     PIN_CPUS[0] = args.pin
+    if args.sql:
+        CHILD_EXTRA_ENV["PIPELINE_BENCH_SQL"] = "1"
     for setting in args.stages:
         name, _, value = setting.partition("=")
         if name not in ("DELEGATION_JUDGE_WORKERS", "DELEGATION_STAGED_MIN_FILES"):
