@@ -44,7 +44,7 @@ def test_every_store_command_answers_help(run, command):
 def test_db_upgrade_creates_the_schema_once(run, tmp_path):
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     assert "(was empty)" in run("db", "upgrade", "--db", url).output
-    assert run("db", "upgrade", "--db", url).output.strip() == "schema at revision 0001"
+    assert run("db", "upgrade", "--db", url).output.strip() == "schema at revision 0002"
 
 
 def test_directory_load_prints_the_rows_per_table_and_is_idempotent(run):

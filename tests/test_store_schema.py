@@ -194,3 +194,56 @@ def test_bulk_writes_store_every_value_as_given(store, nul, monkeypatch):
     assert [{k: v for k, v in r.items() if k != "id"} for r in back] == rows
     assert names == {f"C{n}": text for n, text in enumerate(texts)}
     assert one_by_one == (["audit", "customers"] if nul and store.engine.dialect.name == "sqlite" else [])
+
+
+def test_migration_0002_keys_grants_by_person_keeping_rows_checks_and_foreign_keys(db_url):
+    """0001 keyed grants by account first; 0002 by person first (a form's rows side by side), and back."""
+    from alembic import command
+
+    from loaders.store.engine import create_engine
+
+    engine = create_engine(db_url)
+    cfg = migrate_module._config()
+
+    def migrate(step, revision):
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            step(cfg, revision)
+
+    def grants_now():
+        inspector = sa.inspect(engine)
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT account_id, person_id, access_level, status FROM grants ORDER BY account_id").all()
+        return (inspector.get_pk_constraint("grants")["constrained_columns"],
+                sorted(i["name"] for i in inspector.get_indexes("grants")), [tuple(r) for r in rows])
+
+    rows = [("1000000001", "P-ALEX", "High", "active"), ("1000000002", "P-ALEX", "Full", "invited")]
+    try:
+        migrate(command.upgrade, "0001")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO customers VALUES ('C1', 'Acme', 'business', '2026-01-01')")
+            for account_id, _, _, _ in rows:
+                conn.exec_driver_sql(f"INSERT INTO accounts VALUES ('{account_id}', 'C1', 'active', '2026-01-01')")
+            conn.exec_driver_sql("INSERT INTO people (person_id, first_name, last_name, email, phone, updated_at) "
+                                 "VALUES ('P-ALEX', 'Alex', 'Ng', 'alex@consult.example', '2065550100', '2026-01-01')")
+            for row in rows:
+                conn.exec_driver_sql("INSERT INTO grants (account_id, person_id, access_level, status, updated_at) "
+                                     f"VALUES {(*row, '2026-01-01')!r}")
+        assert grants_now() == (["account_id", "person_id"], ["ix_grants_person_id"], rows)
+
+        migrate(command.upgrade, "0002")
+        assert grants_now() == (["person_id", "account_id"], [], rows)
+        for values in ("('1000000001', 'P-ALEX', 'Owner', 'active')",  # CHECK access_level
+                       "('1000000001', 'P-ALEX', 'Full', 'asleep')",  # CHECK status
+                       "('1999999999', 'P-ALEX', 'Full', 'active')",  # FOREIGN KEY account
+                       "('1000000002', 'P-NOBODY', 'Full', 'active')",  # FOREIGN KEY person
+                       "('1000000001', 'P-ALEX', 'Full', 'active')"):  # PRIMARY KEY
+            with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO grants (account_id, person_id, access_level, status, updated_at) "
+                                     f"VALUES {values[:-1]}, '2026-01-01')")
+
+        migrate(command.downgrade, "0001")
+        assert grants_now() == (["account_id", "person_id"], ["ix_grants_person_id"], rows)
+    finally:
+        engine.dispose()

@@ -178,7 +178,7 @@ def write_grants(conn: Connection, the_plan: Plan, sha256: str, now: datetime) -
         varying={"account_id": [c.account_id for c in written], "access_level": [_TEXT[c.new_level] for c in written]},
         constant={"person_id": the_plan.person_id, "status": "active", "form_sha256": sha256, "updated_at": now},
     )
-    upsert(conn, grants, columns, key=("account_id", "person_id"), update=("access_level", "status", "form_sha256"))
+    upsert(conn, grants, columns, key=("person_id", "account_id"), update=("access_level", "status", "form_sha256"))
 
 
 def insert_audit(conn: Connection, rows: list[dict] | Columns) -> None:
