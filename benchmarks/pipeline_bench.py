@@ -662,25 +662,26 @@ def measure(args, sc: Scenario) -> dict:
     # shared machine's speed drifts by tens of percent within minutes.
     floor0, floorN = [], []
     out["floor"] = {"zero": [], "n": [], "zero_cpu": [], "n_cpu": []}
-    for workers in args.workers:
-        for w in range(workers):  # warm each worker's Prefect home (migrations on a fresh one: ~10 s)
-            home = sc.work / f"prefect-home-{w}"
-            if not home.exists():
-                started = time.perf_counter()
-                run_pipeline(sc, 1, False, f"warm-{w}") if w == 0 else _warm_one(sc, w)
-                print(f"  warmed Prefect home {w} in {time.perf_counter() - started:.1f} s (first run ever)",
-                      file=sys.stderr)
-        zero, full, paired = [], [], []
-        for r in range(args.repeat):
+    for w in range(max(args.workers)):  # warm each worker's Prefect home (migrations on a fresh one: ~10 s)
+        home = sc.work / f"prefect-home-{w}"
+        if not home.exists():
+            started = time.perf_counter()
+            run_pipeline(sc, 1, False, f"warm-{w}") if w == 0 else _warm_one(sc, w)
+            print(f"  warmed Prefect home {w} in {time.perf_counter() - started:.1f} s (first run ever)",
+                  file=sys.stderr)
+    # Worker counts take turns within each repetition, so that they too can be compared run by run.
+    for r in range(args.repeat):
+        for workers in args.workers:
+            runs = out["by_workers"].setdefault(workers, {"zero": [], "full": [], "floor": []})
             floor0.append(run_floor(sc, False))
             floorN.append(run_floor(sc, True))
-            paired.append((floor0[-1]["wall"], floorN[-1]["wall"]))
+            runs["floor"].append((floor0[-1]["wall"], floorN[-1]["wall"]))
             profile = str(sc.work / f"profile-w{workers}") if args.profile and r == 0 else None
-            zero.append(run_pipeline(sc, workers, False, f"w{workers}-zero-{r}", profile and profile + "-empty"))
-            full.append(run_pipeline(sc, workers, True, f"w{workers}-full-{r}", profile and profile + f"-n{n}"))
-            print(f"  workers={workers} rep {r + 1}/{args.repeat}: empty {zero[-1]['wall']:.2f} s, "
-                  f"{n} forms {full[-1]['wall']:.2f} s", file=sys.stderr)
-        out["by_workers"][workers] = {"zero": zero, "full": full, "floor": paired}
+            tag = f"w{workers}-{{}}-{r}"
+            runs["zero"].append(run_pipeline(sc, workers, False, tag.format("zero"), profile and profile + "-empty"))
+            runs["full"].append(run_pipeline(sc, workers, True, tag.format("full"), profile and profile + f"-n{n}"))
+            print(f"  workers={workers} rep {r + 1}/{args.repeat}: empty {runs['zero'][-1]['wall']:.2f} s, "
+                  f"{n} forms {runs['full'][-1]['wall']:.2f} s", file=sys.stderr)
     out["floor"] = {"zero": [f["wall"] for f in floor0], "n": [f["wall"] for f in floorN],
                     "zero_cpu": [f["procs"][0]["cpu_s"] for f in floor0],
                     "n_cpu": [f["procs"][0]["cpu_s"] for f in floorN]}
@@ -737,11 +738,14 @@ def report(m: dict) -> str:
         lines.append(f"  CPU per form             flow process {(cpu_full - cpu_zero) / n * 1000:.1f} ms + its judging "
                      f"workers {judges / n * 1000:.1f} ms + its Prefect server {server_cpu * 1000:.1f} ms "
                      f"(floor's: {floor_cpu * 1000:.1f} ms); steadier than wall time on a shared machine")
+        each = [(f["wall"] - z["wall"]) for z, f in zip(runs["zero"], runs["full"], strict=True)]
         if base_throughput is None:
-            base_throughput = (workers, per_min, overall)
+            base_throughput = (workers, per_min, overall, each)
         else:
+            speedups = [b / e for b, e in zip(base_throughput[3], each, strict=True)]
             lines.append(f"  vs {base_throughput[0]} worker(s): marginal throughput "
-                         f"x{per_min / base_throughput[1]:.2f}, "
+                         f"x{per_min / base_throughput[1]:.2f} (paired run by run: median x{median(speedups):.2f}; "
+                         f"runs: {', '.join(f'x{x:.2f}' for x in speedups)}), "
                          f"overall x{overall / base_throughput[2]:.2f}")
         procs_full = [p for r in runs["full"] for p in r["procs"]]
         procs_zero = [p for r in runs["zero"] for p in r["procs"]]
