@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+import sqlalchemy as sa
 from store_builders import BIZ, DIRECTORY, LAN, MINH, RECEIVED, form_of, grant_levels, sha
 
 from grants.form import AccessLevel
@@ -35,8 +36,9 @@ def stores(pg_url):
     second.dispose()
 
 
-def run_at_once(stores, jobs: dict[int, int]) -> dict[int, object]:
-    """Apply FORMS[form] under sha(n) for each n -> form, each in its own thread and transaction."""
+def run_at_once(stores, jobs: dict[int, int], failing: list | None = None) -> dict[int, object]:
+    """Apply FORMS[form] under sha(n) for each n -> form, each in its own thread and transaction;
+    what fails goes to `failing` when given (else the test fails)."""
     barrier, results, failures = threading.Barrier(len(jobs)), {}, []
 
     def work(store, n, form):
@@ -56,7 +58,10 @@ def run_at_once(stores, jobs: dict[int, int]) -> dict[int, object]:
         t.start()
     for t in threads:
         t.join(30)
-    assert not failures, failures
+    if failing is None:
+        assert not failures, failures
+    else:
+        failing.extend(failures)
     return results
 
 
@@ -117,19 +122,70 @@ def test_the_same_workbook_applied_twice_at_once_is_applied_once_and_a_duplicate
     assert len(stores[0].audit_rows(form=sha(9))) == 15
 
 
-def test_without_the_delegate_lock_the_same_race_would_lose_an_update(stores, monkeypatch):
+def test_without_the_delegate_lock_the_same_race_would_plan_from_a_stale_state(stores, monkeypatch):
     # The control experiment: it shows the test above can fail. Here the lock is skipped and both
     # transactions read their snapshot before either commits.
     real_snapshot = apply_module.load_snapshot
     barrier = threading.Barrier(2)
+    plans = []
 
     def racing_snapshot(conn, form):
         snap = real_snapshot(conn, form)
         barrier.wait(10)  # both have read the same state
         return snap
 
+    real_plan = apply_module.plan
+
+    def noting_plan(form, snap):
+        made = real_plan(form, snap)
+        plans.append(made.counts())
+        return made
+
     monkeypatch.setattr(apply_module, "lock_person", lambda conn, email: None)
     monkeypatch.setattr(apply_module, "load_snapshot", racing_snapshot)
-    results = run_at_once(stores, {1: 1, 2: 2})
-    # both planned from the same state: the later one's audit rows do not show the earlier's levels
-    assert results[1].plan.counts() == results[2].plan.counts() == {"created": 14, "updated": 1, "unchanged": 0}
+    monkeypatch.setattr(apply_module, "plan", noting_plan)
+    failing: list = []
+    results = run_at_once(stores, {1: 1, 2: 2}, failing)
+    # both planned from the same state: the later one would add the grants the earlier just added
+    assert plans == [{"created": 14, "updated": 1, "unchanged": 0}] * 2
+    # new grants go in as a plain INSERT (the lock makes it safe): without the lock the later
+    # transaction fails on the duplicate key instead of overwriting the grants and writing audit
+    # rows that do not show the earlier form's levels
+    assert len(results) == 1 and len(failing) == 1, (results, failing)
+    assert isinstance(failing[0], sa.exc.IntegrityError) and "pk_grants" in str(failing[0])
+
+
+def test_a_directory_load_writing_a_delegates_grants_waits_for_their_form(stores, monkeypatch, tmp_path):
+    # Every writer of a person's grants holds the person's row: the loader too. So what a form read
+    # of them under that lock stays true until it commits, and its new grants can go in as a plain
+    # INSERT. Here the loader gives Minh a grant the form is about to add.
+    (tmp_path / "grants.csv").write_text("account_id,person_id,access_level,status\n"
+                                         f"{ACCOUNTS[1]},P-MINH,Full,active\n", encoding="utf-8")
+    form_store, loader_store = stores
+    locked, timeline = threading.Event(), []
+    real_snapshot = apply_module.load_snapshot
+
+    def held_snapshot(conn, form):  # read under the lock, then hold it while the loader arrives
+        snap = real_snapshot(conn, form)
+        locked.set()
+        time.sleep(HOLD)
+        timeline.append(("form applies", time.monotonic()))
+        return snap
+
+    def load():
+        locked.wait(10)
+        loader_store.load_directory(tmp_path)
+        timeline.append(("directory loaded", time.monotonic()))
+
+    monkeypatch.setattr(apply_module, "load_snapshot", held_snapshot)
+    loader = threading.Thread(target=load)
+    loader.start()
+    with form_store.unit_of_work() as uow:
+        result = apply_form(uow, FORMS[1], sha(1), received_at=RECEIVED)
+        uow.commit()
+    loader.join(30)
+    assert result.status is Status.APPLIED and result.plan.counts()["created"] == 14
+    assert [event for event, _ in timeline] == ["form applies", "directory loaded"]
+    # the loader's write came after the form's: the directory has the last word on that grant
+    assert grant_levels(form_store, "P-MINH")[ACCOUNTS[1]] == ("Full", "active")
+    assert [(r["action"], r["new_level"]) for r in form_store.audit_rows(account=ACCOUNTS[1])] == [("granted", "High")]

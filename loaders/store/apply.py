@@ -172,13 +172,23 @@ _TEXT = {None: None, **{m: str(m) for kind in (AccessLevel, Action) for m in kin
 
 
 def write_grants(conn: Connection, the_plan: Plan, sha256: str, now: datetime) -> None:
-    """Upsert the new and changed grants as active at the form's level (one statement)."""
-    written = [c for c in the_plan.changes if c.writes]
-    columns = Columns(
-        varying={"account_id": [c.account_id for c in written], "access_level": [_TEXT[c.new_level] for c in written]},
-        constant={"person_id": the_plan.person_id, "status": "active", "form_sha256": sha256, "updated_at": now},
-    )
-    upsert(conn, grants, columns, key=("person_id", "account_id"), update=("access_level", "status", "form_sha256"))
+    """Write the new and changed grants as active at the form's level (a statement each).
+
+    The plan was made from grants read under the delegate's lock, which every writer of their
+    grants holds (forms, revocations, the directory loader): a grant it found missing is still
+    missing, so new grants go in as a plain INSERT, cheaper than one that looks for a conflict
+    (a duplicate key here would be a bug, and fails the transaction)."""
+    constant = {"person_id": the_plan.person_id, "status": "active", "form_sha256": sha256, "updated_at": now}
+
+    def columns(changes: list) -> Columns:
+        return Columns(varying={"account_id": [c.account_id for c in changes],
+                                "access_level": [_TEXT[c.new_level] for c in changes]}, constant=constant)
+
+    created = [c for c in the_plan.changes if c.action is Action.GRANTED]
+    changed = [c for c in the_plan.changes if c.writes and c.action is not Action.GRANTED]
+    insert_columns(conn, grants, columns(created))
+    upsert(conn, grants, columns(changed), key=("person_id", "account_id"),
+           update=("access_level", "status", "form_sha256"))
 
 
 def insert_audit(conn: Connection, rows: list[dict] | Columns) -> None:

@@ -303,10 +303,20 @@ def _write(conn: Connection, loaded: LoadedFile, now: datetime) -> None:
     if spec.table is grants:
         # The directory now says what this grant is: it no longer comes from a form.
         extra = {"form_sha256": None}
+        _lock_people(conn, {row["person_id"] for row in rows})
     try:
         upsert(conn, spec.table, rows, key=spec.key, update=compared, only_if_changed=True, extra_set=extra)
     except sa.exc.IntegrityError as exc:  # e.g. two people swapping emails in one load
         raise DirectoryLoadError(spec.name, None, None, f"conflicts with the database: {exc.orig}") from None
+
+
+def _lock_people(conn: Connection, person_ids: set[str]) -> None:
+    """Lock the people whose grants are written, in one order: every writer of a person's grants
+    holds that person's row (as a form's apply and a revocation do), so what a form read of them
+    under the lock stays true until it commits. SQLite's one writer already guarantees as much."""
+    for part in chunks(sorted(person_ids), _CHUNK):
+        conn.execute(sa.select(people.c.person_id).where(people.c.person_id.in_(part))
+                     .order_by(people.c.person_id).with_for_update()).all()
 
 
 def _check_foreign_keys(conn: Connection, loaded: LoadedFile) -> None:
