@@ -742,7 +742,7 @@ def report(m: dict) -> str:
         if base_throughput is None:
             base_throughput = (workers, per_min, overall, each)
         else:
-            speedups = [b / e for b, e in zip(base_throughput[3], each, strict=True)]
+            speedups = [b / e if e > 0 else float("inf") for b, e in zip(base_throughput[3], each, strict=True)]
             lines.append(f"  vs {base_throughput[0]} worker(s): marginal throughput "
                          f"x{per_min / base_throughput[1]:.2f} (paired run by run: median x{median(speedups):.2f}; "
                          f"runs: {', '.join(f'x{x:.2f}' for x in speedups)}), "
@@ -789,7 +789,9 @@ def _sql_split(procs: list[dict], zero_procs: list[dict], n: int, workers: int) 
     rows.sort(reverse=True)
     total = sum(r[0] for r in rows)
     parts = " | ".join(f"{kind} {ms:.2f} ({count:g})" for ms, count, kind in rows if ms >= 0.05 or count >= 0.5)
-    return [f"  per form, SQL at the client, ms of wall time (statements): {parts} | sum {total:.1f}"]
+    return [f"  per form, SQL at the client, ms of wall time (statements): {parts} | sum {total:.1f}",
+            "    (summed over the run's threads, whose statements may overlap; on SQLite a BEGIN includes waiting "
+            "for the other thread's write)"]
 
 
 def _fixed_split(procs: list[dict]) -> list[str]:
@@ -933,8 +935,8 @@ def latency(args, sc: Scenario) -> str:
 
 def parse_workers(text: str) -> list[int]:
     values = [int(v) for v in text.split(",")]
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError("workers: positive integers, e.g. 1 or 1,2")
+    if not values or min(values) < 1 or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError("workers: distinct positive integers, e.g. 1 or 1,2")
     return values
 
 
@@ -1011,9 +1013,9 @@ def main() -> None:
             print(latency(args, sc))
             return
         m = measure(args, sc)
-        print(report(m))
-        if args.json:
+        if args.json:  # first: the raw measurements outlive a failing report
             args.json.write_text(json.dumps(m, indent=1, default=str), encoding="utf-8")
+        print(report(m))
         if args.profile:
             print(f"\nprofiles: {work}/profile-w*.txt / .html")
     finally:
