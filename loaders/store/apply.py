@@ -2,7 +2,8 @@
 
 Concurrency (row locks, READ COMMITTED): the form's row is created if missing and locked, so the
 same workbook applied twice at once is applied once and found a duplicate once; then the delegate's
-`people` row is locked, so every apply and revoke touching one delegate runs one after the other.
+`people` row is locked, so every apply, revoke and directory load touching one delegate's grants
+runs one after the other.
 The snapshot is read only after that lock, inside the transaction, so each form is judged and
 planned on the state the previous one committed: the end state is that of one order or the other.
 On SQLite, BEGIN IMMEDIATE already serialises every writer (FOR UPDATE renders as nothing there).
