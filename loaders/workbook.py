@@ -790,10 +790,13 @@ def _cell_too_long(row: int, column: int) -> FileRejected:
 # A form sheet as Excel, LibreOffice and openpyxl write it is a run of <row r="N"> elements of
 # <c r="A1" s=".." t="s|inlineStr"> cells holding a shared-string index or an inline string. For
 # such a sheet (the common case) the cells are taken with one regular expression instead of a
-# tree: a third of the cost. It answers only when the sheet is exactly of that shape and expat
-# finds the whole part well-formed, with no DTD; anything else (numbers, formulas, booleans,
-# columns past K, namespace prefixes, CDATA, comments, a carriage return, an out-of-order row or
-# cell, a limit reached) returns None and the general reader above decides, with its own errors.
+# tree: a third of the cost. It answers only when the sheet is exactly of that shape and
+# well-formed, with no DTD: expat reads the part around the sheet data (and must find it there, as
+# the root's child, not in a comment), and the sheet data, which the expression tokenizes whole, is
+# checked for what expat would refuse in it (characters XML forbids, references, duplicate or
+# unbound attributes), without expat's second pass over it. Anything else (numbers, formulas,
+# booleans, columns past K, CDATA, comments, a carriage return, an out-of-order row or cell, a limit
+# reached) returns None and the general reader above decides, with its own errors.
 # tests/test_workbook_quick.py holds the two readers to the same answer.
 
 QUICK_SHEET_MAX = 4 * MiB  # larger sheets go to the streaming reader, which holds one row at a time
@@ -802,16 +805,24 @@ _QUICK_ROOT = re.compile(
     r'<worksheet xmlns="http://schemas\.openxmlformats\.org/spreadsheetml/2006/main"[ >]'
 )
 _QUICK_TOKEN = re.compile(  # the commonest first: a cell; then the inline, shared and empty forms of one
-    r'\s*(?:'
+    r'[ \t\r\n]*(?:'  # XML's white space only
     r'<c r="([A-K])([1-9][0-9]{0,6})"(?: s="[0-9]{1,5}")?'  # 1 column, 2 row
-    r'(?: t="inlineStr">\s*<is>\s*<t(?: xml:space="preserve")?>([^<]*)</t>\s*</is>\s*</c>'  # 3 text
-    r'| t="s">\s*<v>\s*([0-9]{1,9})\s*</v>\s*</c>'  # 4 shared string index
-    r'|(?: t="[A-Za-z]{1,9}")?\s*/>)'  # an empty, formatted cell (of any type)
-    r'|<row r="([1-9][0-9]{0,6})"(?: (?!xmlns)[A-Za-z_][\w:.-]*="[^"<]*")*\s*(/?)>'  # 5 row number, 6 '/'
+    r'(?: t="inlineStr">[ \t\r\n]*<is>[ \t\r\n]*<t(?: xml:space="preserve")?>([^<]*)</t>[ \t\r\n]*</is>'
+    r'[ \t\r\n]*</c>'  # 3 text
+    r'| t="s">[ \t\r\n]*<v>[ \t\r\n]*([0-9]{1,9})[ \t\r\n]*</v>[ \t\r\n]*</c>'  # 4 shared string index
+    r'|(?: t="[A-Za-z]{1,9}")?[ \t\r\n]*/>)'  # an empty, formatted cell (of any type)
+    r'|<row r="([1-9][0-9]{0,6})"((?: (?!xmlns)[A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?="[^"<]*")*)'
+    r'[ \t\r\n]*(/?)>'  # 5 row number, 6 its other attributes, 7 '/'
     r'|</row>'
-    r'|(<[^>]*>?|[^<\s]+)'  # 7 any other markup or text: not the quick reader's
+    r'|(<[^>]*>?|[^< \t\r\n][^<]*)'  # 8 any other markup or text (no XML white space first): not ours
     r')'
 )
+_ATTRIBUTE_NAME = re.compile(r' ([A-Za-z_][A-Za-z0-9_.:-]*)="[^"<]*"')
+# The bytes of the characters below U+0020 that XML allows (tab, line feed, carriage return) and of
+# every other character: what is left of a UTF-8 part without them is a character XML forbids.
+_XML_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in (0x09, 0x0A, 0x0D))
+_NOT_A_REFERENCE = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9A-Fa-f]+);)")
+_NUMERIC_REFERENCE = re.compile(r"&#(?:([0-9]+)|x([0-9A-Fa-f]+));")
 _XML_REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#([0-9]+)|#x([0-9A-Fa-f]+));")
 _XML_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
@@ -825,8 +836,10 @@ def _quick_sheet(xml: bytes, names: tuple[str, ...], shared: list[str]) -> Sheet
     try:
         if not (xml.startswith((b"<worksheet ", b'<?xml version="1.0" encoding="UTF-8"'))):
             return None  # another encoding, a byte order mark, or a prefixed root
-        _check_well_formed(xml)
-        text = xml.decode("utf-8")  # expat has checked it is UTF-8
+        try:
+            text = xml.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
         if not _QUICK_ROOT.match(text):
             return None
         start = text.find("<sheetData>")
@@ -839,7 +852,10 @@ def _quick_sheet(xml: bytes, names: tuple[str, ...], shared: list[str]) -> Sheet
             return None
         if text.find("<sheetData", start + 1) >= 0 or text.find("</sheetData>", end + 1) >= 0:
             return None
-        return _quick_rows(text, start + len("<sheetData>"), end, names, shared)
+        prefixes = _check_well_formed_around(text, start, end + len("</sheetData>"))
+        start += len("<sheetData>")
+        _check_characters(xml, text, start, end)
+        return _quick_rows(text, start, end, names, shared, prefixes)
     except _NotQuick:
         return None
 
@@ -848,24 +864,76 @@ def _elements(text: str, start: int, end: int) -> int:
     return text.count("<", start, end) - text.count("</", start, end)
 
 
-def _check_well_formed(xml: bytes) -> None:
-    """expat over the whole part, no tree; a DTD or any error is the general reader's to report."""
+def _check_well_formed_around(text: str, start: int, end: int) -> dict[str, str]:
+    """expat, no tree, over the part with its sheet data (text[start:end]) left empty: it must be
+    well-formed, without a DTD, and hold that sheet data as the root's child (not in a comment or
+    CDATA). Returns the namespace prefixes the root binds (the sheet data's attributes may use them)."""
     from xml.parsers import expat
 
     parser = expat.ParserCreate(namespace_separator="}")  # as ElementTree: an unbound prefix is an error
+    depth, found, prefixes = [0], [], {"xml": "http://www.w3.org/XML/1998/namespace"}
 
     def refuse(*_args: object) -> None:
         raise _NotQuick
 
+    def declared(prefix: str | None, uri: str) -> None:
+        if depth[0] == 0 and prefix:
+            prefixes[prefix] = uri
+
+    def started(name: str, _attributes: object) -> None:
+        depth[0] += 1
+        if name == f"{_MAIN_NS}}}sheetData":
+            found.append(depth[0])
+
+    def ended(_name: str) -> None:
+        depth[0] -= 1
+
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
+    parser.StartNamespaceDeclHandler = declared
+    parser.StartElementHandler = started
+    parser.EndElementHandler = ended
     try:
-        parser.Parse(xml, True)
+        parser.Parse(text[:start], False)
+        parser.Parse("<sheetData/>", False)
+        parser.Parse(text[end:], True)
     except expat.ExpatError:
         raise _NotQuick from None
+    if found != [2]:
+        raise _NotQuick
+    return prefixes
 
 
-def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared: list[str]) -> SheetCells:
+def _check_characters(xml: bytes, text: str, start: int, end: int) -> None:
+    """What expat would refuse in the sheet data's text and attribute values, which it does not read:
+    characters XML forbids (looked for in the whole part, `xml` decoded as `text`), "]]>", an "&"
+    that starts no reference, a reference to a character XML forbids."""
+    if (xml.translate(None, _XML_BYTES) or "\ufffe" in text or "\uffff" in text
+            or text.find("]]>", start, end) >= 0 or _NOT_A_REFERENCE.search(text, start, end)):
+        raise _NotQuick
+    if text.find("&#", start, end) >= 0:
+        for decimal, hexadecimal in _NUMERIC_REFERENCE.findall(text, start, end):
+            code = int(decimal) if decimal else int(hexadecimal, 16)
+            if not (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
+                    or 0x10000 <= code <= 0x10FFFF):
+                raise _NotQuick
+
+
+def _check_row_attributes(attributes: str, prefixes: dict[str, str]) -> None:
+    """A row's other attributes, as expat would see them: each bound and given once (by URI and name)."""
+    seen = {("", "r")}
+    for name in _ATTRIBUTE_NAME.findall(attributes):
+        prefix, _, local = name.rpartition(":")
+        if prefix and prefix not in prefixes:
+            raise _NotQuick
+        expanded = (prefixes[prefix] if prefix else "", local)
+        if expanded in seen:
+            raise _NotQuick
+        seen.add(expanded)
+
+
+def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared: list[str],
+                prefixes: dict[str, str]) -> SheetCells:
     header: tuple[str, ...] = ("",) * _WIDTH
     rows: dict[int, tuple[str, ...]] = {}
     columns, strings, count_strings = _COLUMNS, shared, len(shared)
@@ -873,7 +941,9 @@ def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared:
     values: list[str] | None = None
     row_text = ""
     inline_texts: dict[str, str] = {}  # a form repeats its people's details on every row: each cleaned once
-    for letter, cell_row, inline, index, row_number, empty, other in _QUICK_TOKEN.findall(text, start, end):
+    row_attributes: set[str] = set()  # and Excel the same attributes on every row: each checked once
+    for letter, cell_row, inline, index, row_number, attributes, empty, other in _QUICK_TOKEN.findall(
+            text, start, end):
         if other:
             raise _NotQuick
         if letter:  # a cell
@@ -903,6 +973,9 @@ def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared:
         elif row_number:  # <row r="N"> or <row r="N"/>
             if values is not None:
                 raise _NotQuick
+            if attributes and attributes not in row_attributes:
+                _check_row_attributes(attributes, prefixes)
+                row_attributes.add(attributes)
             number = int(row_number)
             count += 1
             if number <= last_row or number > MAX_ROW_NUMBER or count > MAX_ROWS:

@@ -138,6 +138,34 @@ DECLINED = {
     "UTF-16": sheet(row(2, inline("A2", "x")), head='<?xml version="1.0" encoding="UTF-16"?>').encode("utf-16"),
     "strict namespace": sheet(row(2, inline("A2", "x")),
                               root='<worksheet xmlns="http://purl.oclc.org/ooxml/spreadsheetml/main">'),
+    # not well-formed inside the sheet data, where the quick reader's own checks must see it
+    "a control character": sheet(row(2, inline("A2", "a\x01b"))),
+    "a non-character": sheet(row(2, inline("A2", "a\ufffeb"))),
+    "']]>' in text": sheet(row(2, inline("A2", "a]]>b"))),
+    "an unknown entity": sheet(row(2, inline("A2", "a&bogus;b"))),
+    "a bare ampersand": sheet(row(2, inline("A2", "a & b"))),
+    "a reference to NUL": sheet(row(2, inline("A2", "a&#0;b"))),
+    "a reference to a surrogate": sheet(row(2, inline("A2", "a&#xD800;b"))),
+    "a reference past Unicode": sheet(row(2, inline("A2", "a&#x110000;b"))),
+    "a bad reference in an attribute": sheet('<row r="2" spans="&x;">' + inline("A2", "x") + "</row>"),
+    "a control character in an attribute": sheet('<row r="2" spans="1\x02">' + inline("A2", "x") + "</row>"),
+    "a duplicate attribute": sheet('<row r="2" r="2">' + inline("A2", "x") + "</row>"),
+    "another duplicate attribute": sheet('<row r="2" spans="1:2" spans="1:2">' + inline("A2", "x") + "</row>"),
+    "a duplicate attribute by namespace": sheet('<row r="2" a:s="1" b:s="1">' + inline("A2", "x") + "</row>",
+                                                root=f'<worksheet xmlns="{MAIN}" xmlns:a="urn:s" xmlns:b="urn:s">'),
+    "an unbound attribute prefix": sheet('<row r="2" q:x="1">' + inline("A2", "x") + "</row>"),
+    "a non-ASCII attribute name": sheet('<row r="2" a\u00b2="1">' + inline("A2", "x") + "</row>"),
+    "no-break space between elements": sheet(row(2, "\u00a0", inline("A2", "x"))),
+    "a next-line character between elements": sheet(row(2, "\x85", inline("A2", "x"))),
+    "invalid UTF-8": sheet(row(2, inline("A2", "a\u00e9b"))).encode().replace(b"\xc3\xa9", b"\xff"),
+    "the sheet data inside a comment": f'<worksheet xmlns="{MAIN}"><!-- <sheetData>{HEADER}'
+                                       + row(2, inline("A2", "x")) + "</sheetData> --></worksheet>",
+    "the sheet data inside CDATA": f'<worksheet xmlns="{MAIN}"><x><![CDATA[<sheetData>{HEADER}'
+                                   + row(2, inline("A2", "x")) + "</sheetData>]]></x></worksheet>",
+    "the sheet data in a child element": f'<worksheet xmlns="{MAIN}"><x><sheetData>{HEADER}'
+                                         + row(2, inline("A2", "x")) + "</sheetData></x></worksheet>",
+    "not well-formed before the sheet data": sheet(row(2, inline("A2", "x")), root=f'<worksheet xmlns="{MAIN}"><a>'),
+    "not well-formed after the sheet data": sheet(row(2, inline("A2", "x"))).replace("</worksheet>", "</worksheet"),
 }
 
 
@@ -150,10 +178,12 @@ SMALL = sheet(row(2, inline("A2", "Hana"), '<c r="B2" s="1"/>', inline("C2", "a&
               + row(4, '<c r="A4" t="s"><v>0</v></c>', inline("K4", "Read Only")))
 PIECES = st.sampled_from(['<', '>', '/', '"', '=', '&', ';', '#', 'x', 'r', 'c', 't', 's', ' ', '\r', '\n',
                           '<row r="9">', '</row>', '<c r="A2">', '<v>1</v>', '</c>', '<!--', '-->', '&amp;',
-                          'é', '_x0041_', 'inlineStr', 'B', '2', '0'])
+                          'é', '_x0041_', 'inlineStr', 'B', '2', '0',
+                          '\x01', '\u00a0', '\x85', '\ufffe', ']]>', '&#0;', '&#x41;', '&#xD800;', '&bogus;',
+                          ' r="3"', ' q:x="1"', ' spans="1"', '<sheetData>', '</sheetData>', '<![CDATA[', ']]'])
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.integers(0, len(SMALL)), st.integers(0, 3), PIECES), min_size=1, max_size=3))
 def test_any_edit_of_a_sheet_is_read_alike_by_both_readers(edits, monkeypatch):
     xml = SMALL
