@@ -852,7 +852,7 @@ def _quick_sheet(xml: bytes, names: tuple[str, ...], shared: list[str]) -> Sheet
             return None
         if text.find("<sheetData", start + 1) >= 0 or text.find("</sheetData>", end + 1) >= 0:
             return None
-        prefixes = _check_well_formed_around(text, start, end + len("</sheetData>"))
+        prefixes = _check_well_formed_around(text, start, end + len("</sheetData>"), xml.find(b"<sheetData>"))
         start += len("<sheetData>")
         _check_characters(xml, text, start, end)
         return _quick_rows(text, start, end, names, shared, prefixes)
@@ -864,14 +864,17 @@ def _elements(text: str, start: int, end: int) -> int:
     return text.count("<", start, end) - text.count("</", start, end)
 
 
-def _check_well_formed_around(text: str, start: int, end: int) -> dict[str, str]:
-    """expat, no tree, over the part with its sheet data (text[start:end]) left empty: it must be
-    well-formed, without a DTD, and hold that sheet data as the root's child (not in a comment or
-    CDATA). Returns the namespace prefixes the root binds (the sheet data's attributes may use them)."""
+def _check_well_formed_around(text: str, start: int, end: int, at_byte: int) -> dict[str, str]:
+    """expat, no tree, over the part with its sheet data (text[start:end], from byte `at_byte`) left
+    empty: it must be well-formed, without a DTD, and that sheet data must be its only one, the
+    root's child (not in a comment, CDATA or an instruction beside another, prefixed one), with no
+    row elsewhere (the general reader would read one). Returns the namespace prefixes the root binds
+    (the sheet data's attributes may use them)."""
     from xml.parsers import expat
 
     parser = expat.ParserCreate(namespace_separator="}")  # as ElementTree: an unbound prefix is an error
     depth, found, prefixes = [0], [], {"xml": "http://www.w3.org/XML/1998/namespace"}
+    sheet_data, row = f"{_MAIN_NS}}}sheetData", f"{_MAIN_NS}}}row"
 
     def refuse(*_args: object) -> None:
         raise _NotQuick
@@ -882,8 +885,10 @@ def _check_well_formed_around(text: str, start: int, end: int) -> dict[str, str]
 
     def started(name: str, _attributes: object) -> None:
         depth[0] += 1
-        if name == f"{_MAIN_NS}}}sheetData":
-            found.append(depth[0])
+        if name == sheet_data:
+            found.append((depth[0], parser.CurrentByteIndex))
+        elif name == row:
+            raise _NotQuick
 
     def ended(_name: str) -> None:
         depth[0] -= 1
@@ -899,7 +904,7 @@ def _check_well_formed_around(text: str, start: int, end: int) -> dict[str, str]
         parser.Parse(text[end:], True)
     except expat.ExpatError:
         raise _NotQuick from None
-    if found != [2]:
+    if found != [(2, at_byte)]:
         raise _NotQuick
     return prefixes
 

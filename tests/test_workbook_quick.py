@@ -164,6 +164,16 @@ DECLINED = {
                                    + row(2, inline("A2", "x")) + "</sheetData>]]></x></worksheet>",
     "the sheet data in a child element": f'<worksheet xmlns="{MAIN}"><x><sheetData>{HEADER}'
                                          + row(2, inline("A2", "x")) + "</sheetData></x></worksheet>",
+    "the sheet data in a comment beside a prefixed one": f'<worksheet xmlns="{MAIN}" xmlns:x="{MAIN}"><!--<sheetData>'
+                                                         f'{HEADER}' + row(2, inline("A2", "x"))
+                                                         + "</sheetData>--><x:sheetData/></worksheet>",
+    "the sheet data in a processing instruction beside a prefixed one": (
+        f'<worksheet xmlns="{MAIN}" xmlns:x="{MAIN}"><?p <sheetData>{HEADER}' + row(2, inline("A2", "x"))
+        + "</sheetData>?><x:sheetData/></worksheet>"),
+    "a row before the sheet data": f'<worksheet xmlns="{MAIN}"><sheetPr>' + row(1, inline("A1", "Evil"))
+                                   + f"</sheetPr><sheetData>{row(2, inline('A2', 'x'))}</sheetData></worksheet>",
+    "a row beside the sheet data": f'<worksheet xmlns="{MAIN}">' + row(1, inline("A1", "Evil"))
+                                   + f"<sheetData>{row(2, inline('A2', 'x'))}</sheetData></worksheet>",
     "not well-formed before the sheet data": sheet(row(2, inline("A2", "x")), root=f'<worksheet xmlns="{MAIN}"><a>'),
     "not well-formed after the sheet data": sheet(row(2, inline("A2", "x"))).replace("</worksheet>", "</worksheet"),
 }
