@@ -7,6 +7,7 @@ lost. A slow hook holds the first lock long enough that the second transaction r
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -189,3 +190,45 @@ def test_a_directory_load_writing_a_delegates_grants_waits_for_their_form(stores
     # the loader's write came after the form's: the directory has the last word on that grant
     assert grant_levels(form_store, "P-MINH")[ACCOUNTS[1]] == ("Full", "active")
     assert [(r["action"], r["new_level"]) for r in form_store.audit_rows(account=ACCOUNTS[1])] == [("granted", "High")]
+
+
+def test_two_directory_loads_at_once_take_turns_instead_of_deadlocking(stores, monkeypatch, tmp_path):
+    # Load A lists Lan among its people and writes a grant of Minh's; load B the other way round.
+    # Each locks its people's rows as it upserts them, then the holders of the grants it writes:
+    # at once, each would wait for the other. They take turns instead.
+    people = (DIRECTORY / "people.csv").read_text(encoding="utf-8").splitlines()
+    header, lines = people[0], {line.split(",")[0]: line for line in people[1:]}
+    grants_of = {"P-MINH": f"{BIZ[0]},P-MINH,Read Only,active", "P-LAN": f"{BIZ[0]},P-LAN,Full,active"}
+    folders = {}
+    for name, listed, holder in (("a", "P-LAN", "P-MINH"), ("b", "P-MINH", "P-LAN")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "people.csv").write_text(f"{header}\n{lines[listed]}\n", encoding="utf-8")
+        (folder / "grants.csv").write_text(f"account_id,person_id,access_level,status\n{grants_of[holder]}\n",
+                                           encoding="utf-8")
+        folders[name] = folder
+    import loaders.store.directory_csv as loader
+
+    meet, real_lock = threading.Barrier(2), loader._lock_people
+
+    def lock_after_both_upserted_people(conn, person_ids):
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait(1.0)  # both reach here at once unless the loads take turns
+        return real_lock(conn, person_ids)
+
+    monkeypatch.setattr(loader, "_lock_people", lock_after_both_upserted_people)
+    failures = []
+
+    def load(store, folder):
+        try:
+            store.load_directory(folder)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted on
+            failures.append(exc)
+
+    threads = [threading.Thread(target=load, args=(s, folders[n])) for s, n in zip(stores, "ab", strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert failures == []
+    assert grant_levels(stores[0], "P-LAN")[BIZ[0]] == ("Full", "active")

@@ -37,6 +37,7 @@ from loaders.store.schema import (
 from loaders.store.sql import chunks, upsert
 
 _CHUNK = 500  # keys per IN (...) query
+_LOAD_LOCK_KEY = 0x6469726563746F72  # "director": one directory load at a time on PostgreSQL
 
 
 class DirectoryLoadError(Exception):
@@ -279,8 +280,14 @@ def read_folder(folder: Path) -> dict[str, LoadedFile]:
 
 
 def load_folder(conn: Connection, folder: Path, *, now: datetime) -> dict[str, int]:
-    """Load the folder inside the caller's transaction; rows per table loaded. Raises DirectoryLoadError."""
+    """Load the folder inside the caller's transaction; rows per table loaded. Raises DirectoryLoadError.
+
+    One load at a time: two loads would lock the same people in different orders (their people's
+    rows as they upsert them, then the holders of the grants they write) and could deadlock.
+    SQLite's one writer already makes it so; on PostgreSQL a transaction-level advisory lock does."""
     files = read_folder(folder)
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOAD_LOCK_KEY})
     for spec in FILES:  # parents before children
         loaded = files.get(spec.name)
         if loaded is None:
