@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -385,14 +386,14 @@ class _SqlClock:
         entry[0] += seconds
         entry[1] += 1
 
-    @staticmethod
-    def kind(statement: str) -> str:
-        """'INSERT grants', 'SELECT accounts', ...: the verb and the first table named."""
-        import re
+    _TABLE = re.compile(r"\b(?:INTO|FROM|UPDATE)\s+\"?(\w+)", re.IGNORECASE)
 
+    @classmethod
+    def kind(cls, statement: str) -> str:
+        """'INSERT grants', 'SELECT accounts', ...: the verb and the first table named."""
         words = statement.split(None, 1)
         verb = words[0].upper() if words else "?"
-        table = re.search(r"\b(?:INTO|FROM|UPDATE)\s+\"?(\w+)", statement, re.IGNORECASE)
+        table = cls._TABLE.search(statement)
         return f"{verb} {table.group(1) if table else ''}".strip()
 
 

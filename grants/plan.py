@@ -29,11 +29,6 @@ class Change(NamedTuple):  # a tuple: a 500-account form makes 500 of them, ~3x 
     new_level: AccessLevel
     old_status: GrantStatus | None = None
 
-    @property
-    def writes(self) -> bool:
-        """True when the grant row must be written (new, or level or status changes)."""
-        return self.action is not Action.UNCHANGED
-
 
 @dataclass(frozen=True)
 class Plan:

@@ -804,6 +804,7 @@ _QUICK_ROOT = re.compile(
     r'(?:<\?xml version="1\.0" encoding="UTF-8"(?: standalone="yes")?\?>\s*)?'
     r'<worksheet xmlns="http://schemas\.openxmlformats\.org/spreadsheetml/2006/main"[ >]'
 )
+_NAME, _VALUE = r"[A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?", r'="[^"<]*"'  # an attribute's (ASCII)
 _QUICK_TOKEN = re.compile(  # the commonest first: a cell; then the inline, shared and empty forms of one
     r'[ \t\r\n]*(?:'  # XML's white space only
     r'<c r="([A-K])([1-9][0-9]{0,6})"(?: s="[0-9]{1,5}")?'  # 1 column, 2 row
@@ -811,19 +812,18 @@ _QUICK_TOKEN = re.compile(  # the commonest first: a cell; then the inline, shar
     r'[ \t\r\n]*</c>'  # 3 text
     r'| t="s">[ \t\r\n]*<v>[ \t\r\n]*([0-9]{1,9})[ \t\r\n]*</v>[ \t\r\n]*</c>'  # 4 shared string index
     r'|(?: t="[A-Za-z]{1,9}")?[ \t\r\n]*/>)'  # an empty, formatted cell (of any type)
-    r'|<row r="([1-9][0-9]{0,6})"((?: (?!xmlns)[A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?="[^"<]*")*)'
-    r'[ \t\r\n]*(/?)>'  # 5 row number, 6 its other attributes, 7 '/'
+    rf'|<row r="([1-9][0-9]{{0,6}})"((?: (?!xmlns){_NAME}{_VALUE})*)[ \t\r\n]*(/?)>'  # 5 row number, 6 others, 7 '/'
     r'|</row>'
     r'|(<[^>]*>?|[^< \t\r\n][^<]*)'  # 8 any other markup or text (no XML white space first): not ours
     r')'
 )
-_ATTRIBUTE_NAME = re.compile(r' ([A-Za-z_][A-Za-z0-9_.:-]*)="[^"<]*"')
+_ATTRIBUTE_NAME = re.compile(f" ({_NAME}){_VALUE}")
 # The bytes of the characters below U+0020 that XML allows (tab, line feed, carriage return) and of
 # every other character: what is left of a UTF-8 part without them is a character XML forbids.
 _XML_BYTES = bytes(b for b in range(256) if b >= 0x20 or b in (0x09, 0x0A, 0x0D))
-_NOT_A_REFERENCE = re.compile(r"&(?!(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9A-Fa-f]+);)")
-_NUMERIC_REFERENCE = re.compile(r"&#(?:([0-9]+)|x([0-9A-Fa-f]+));")
-_XML_REFERENCE = re.compile(r"&(?:(amp|lt|gt|quot|apos)|#([0-9]+)|#x([0-9A-Fa-f]+));")
+_REFERENCE = r"(?:(amp|lt|gt|quot|apos)|#([0-9]+)|#x([0-9A-Fa-f]+));"  # after its "&"
+_XML_REFERENCE = re.compile("&" + _REFERENCE)
+_NOT_A_REFERENCE = re.compile(f"&(?!{_REFERENCE})")
 _XML_NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
@@ -917,7 +917,9 @@ def _check_characters(xml: bytes, text: str, start: int, end: int) -> None:
             or text.find("]]>", start, end) >= 0 or _NOT_A_REFERENCE.search(text, start, end)):
         raise _NotQuick
     if text.find("&#", start, end) >= 0:
-        for decimal, hexadecimal in _NUMERIC_REFERENCE.findall(text, start, end):
+        for named, decimal, hexadecimal in _XML_REFERENCE.findall(text, start, end):
+            if named:
+                continue
             code = int(decimal) if decimal else int(hexadecimal, 16)
             if not (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
                     or 0x10000 <= code <= 0x10FFFF):

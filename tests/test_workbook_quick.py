@@ -103,6 +103,8 @@ QUICK = {
                                          + '<row r="4"/><row r="5" spans="1:11"></row>'
                                          + row(6, inline("K6", "High"))), None),
     "a cell of exactly 1000 characters": (sheet(row(2, inline("A2", "x" * 1000))), None),
+    "an attribute value that looks like another attribute": (
+        sheet('<row r="2" spans="1 r=2 spans=3">' + inline("A2", "x") + "</row>"), None),
 }
 
 

@@ -186,7 +186,7 @@ def write_grants(conn: Connection, the_plan: Plan, sha256: str, now: datetime) -
                                 "access_level": [_TEXT[c.new_level] for c in changes]}, constant=constant)
 
     created = [c for c in the_plan.changes if c.action is Action.GRANTED]
-    changed = [c for c in the_plan.changes if c.writes and c.action is not Action.GRANTED]
+    changed = [c for c in the_plan.changes if c.action is Action.CHANGED]
     insert_columns(conn, grants, columns(created))
     upsert(conn, grants, columns(changed), key=("person_id", "account_id"),
            update=("access_level", "status", "form_sha256"))
