@@ -479,12 +479,14 @@ def child_pipeline(spec_text: str) -> None:
         body["start"] = time.perf_counter()
         body["cpu_start"] = time.process_time()
         body["server_cpu_start"] = _server_cpu()
+        body["postgres_cpu_start"] = _postgres_cpu()
         try:
             return run_once(*args, **kwargs)
         finally:
             body["end"] = time.perf_counter()
             body["cpu_end"] = time.process_time()
             body["server_cpu_end"] = _server_cpu()
+            body["postgres_cpu_end"] = _postgres_cpu()
 
     process_inbox.run_once = timed_body
     profiler = None
@@ -521,7 +523,9 @@ def child_pipeline(spec_text: str) -> None:
         "flow_setup_s": body["start"] - t_call,
         "flow_teardown_s": t_returned - body["end"],
         "flow_body_cpu_s": body["cpu_end"] - body["cpu_start"],
-        "server_body_cpu_s": body["server_cpu_end"] - body["server_cpu_start"],
+        "server_cpu_s": (body["server_cpu_start"], body["server_cpu_end"]),
+        "server_shared": bool(os.environ.get("PIPELINE_BENCH_SERVER_PID")),
+        "postgres_cpu_s": (body["postgres_cpu_start"], body["postgres_cpu_end"]),
         "process_cpu_s": time.process_time(),
         "stages": clock.total,
         "stages_cpu": clock.cpu,
@@ -632,6 +636,25 @@ def _server_cpu() -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _postgres_cpu() -> float:
+    """CPU seconds used so far by the PostgreSQL server on this machine, its exited backends included
+    (they count in the postmaster's reaped children's time); 0 when there is none."""
+    processes = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.split(" (", 1)[-1] == "postgres":
+            processes[stat.parent.name] = rest.split()
+    ticks = 0
+    for fields in processes.values():
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        if fields[1] not in processes:  # the postmaster: the backends it has reaped
+            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _vm_hwm(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -731,14 +754,18 @@ def report(m: dict) -> str:
                      f"{median(ratios):.2f} x; runs: {', '.join(f'{x:.2f}' for x in ratios)})")
         cpu_full = median([sum(p["flow_body_cpu_s"] for p in r["procs"]) for r in runs["full"]])
         cpu_zero = median([sum(p["flow_body_cpu_s"] for p in r["procs"]) for r in runs["zero"]])
-        srv_full = median([sum(p["server_body_cpu_s"] for p in r["procs"]) for r in runs["full"]])
-        srv_zero = median([sum(p["server_body_cpu_s"] for p in r["procs"]) for r in runs["zero"]])
-        judges = median([sum(p.get("workers_cpu_s", 0.0) for p in r["procs"]) for r in runs["full"]])
+        server_cpu = (median([_server_cpu_of(r["procs"]) for r in runs["full"]])
+                      - median([_server_cpu_of(r["procs"]) for r in runs["zero"]])) / n
+        judges = median([sum(p.get("workers_cpu_s", 0.0) for p in r["procs"]) for r in runs["full"]]) / n
         floor_cpu = (median(m["floor"]["n_cpu"]) - median(m["floor"]["zero_cpu"])) / n
-        server_cpu = (srv_full - srv_zero) / n
-        lines.append(f"  CPU per form             flow process {(cpu_full - cpu_zero) / n * 1000:.1f} ms + its judging "
-                     f"workers {judges / n * 1000:.1f} ms + its Prefect server {server_cpu * 1000:.1f} ms "
-                     f"(floor's: {floor_cpu * 1000:.1f} ms); steadier than wall time on a shared machine")
+        parts = {"flow process": (cpu_full - cpu_zero) / n, "its judging workers": judges,
+                 "its Prefect server": server_cpu}
+        if m["db"] == "postgresql":  # its backends, on this machine
+            parts["PostgreSQL"] = (median([_spanned(r["procs"], "postgres_cpu_s") for r in runs["full"]])
+                                   - median([_spanned(r["procs"], "postgres_cpu_s") for r in runs["zero"]])) / n
+        lines.append("  CPU per form             " + " + ".join(f"{k} {v * 1000:.1f} ms" for k, v in parts.items())
+                     + f" = {sum(parts.values()) * 1000:.1f} ms (floor's: {floor_cpu * 1000:.1f} ms); steadier than "
+                     "wall time on a shared machine")
         each = [(f["wall"] - z["wall"]) for z, f in zip(runs["zero"], runs["full"], strict=True)]
         if base_throughput is None:
             base_throughput = (workers, per_min, overall, each)
@@ -761,6 +788,19 @@ def report(m: dict) -> str:
         lines += _stage_split(procs_full, procs_zero, n, [r["wall"] for r in runs["full"]], workers)
         lines += _sql_split(procs_full, procs_zero, n, workers)
     return "\n".join(lines)
+
+
+def _spanned(procs: list[dict], key: str) -> float:
+    """A machine-wide CPU counter over the processes measured together: from the first one's start
+    to the last one's end (their own intervals overlap)."""
+    return max(p[key][1] for p in procs) - min(p[key][0] for p in procs)
+
+
+def _server_cpu_of(procs: list[dict]) -> float:
+    """The Prefect server's CPU over a run: one shared server counted once, else each process's own."""
+    if procs[0]["server_shared"]:
+        return _spanned(procs, "server_cpu_s")
+    return sum(p["server_cpu_s"][1] - p["server_cpu_s"][0] for p in procs)
 
 
 def _sql_split(procs: list[dict], zero_procs: list[dict], n: int, workers: int) -> list[str]:
