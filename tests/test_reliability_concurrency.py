@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.pipeline import decide_and_commit, process_item, sha256
+from flows.pipeline import HELD, decide_and_commit, process_item, process_items, sha256
+from flows.process_inbox import elsewhere
 from loaders.store import intake
 from tests.pipeline_builders import (
     Drop,
@@ -87,6 +88,40 @@ def _held_until_both_flows_began(db_url: str, logs: list[Path]):
         held.close()
         if not db_url.startswith("sqlite"):
             engine.dispose()
+
+
+@pytest.mark.parametrize("staged", [False, True], ids=["one-by-one", "judged-ahead"])
+def test_a_run_that_meets_another_workers_file_goes_on_from_the_middle_and_skips_it_after(
+    staged, tmp_path, sqlite_url
+):
+    """Two runs list the inbox in the same order: where one meets a file the other holds, it gives
+    way and goes on from the middle of what is left, instead of meeting the other at every file."""
+    world = make_world(tmp_path, sqlite_url, delegates=7)
+    world.drop(*(valid_drop(world, i, name=f"{i}.xlsx.sealed") for i in range(6)))
+    ours, theirs = deps_for(world, staged=staged), deps_for(world, worker_id="theirs")
+    try:
+        items = waiting(ours)
+        held = items[1]
+        data = theirs.inbox.fetch(held.key, 10**7)
+        assert intake.claim(theirs.store, object_key=held.key, sealed_sha256=sha256(data),
+                            received_at=held.received_at, worker="theirs", lease_seconds=600)
+
+        first = process_items(ours, items, run_id="ours")
+        assert [o.key for o in first.done] == [items[0].key]
+        assert first.untried == items[1:] and first.failed == []
+        assert process_item(ours, held, run_id="ours") is None, "met once: skipped after"
+
+        left = elsewhere(first.untried)
+        assert left == [items[3], items[4], items[5], items[1], items[2]]
+        second = process_items(ours, left, run_id="ours")
+        assert [o.key for o in second.done] == [i.key for i in (items[3], items[4], items[5], items[2])]
+        assert second.untried == [] and second.failed == []
+        third = deps_for(world, worker_id="third")
+        assert process_item(third, held, run_id="third") is HELD, "a run that had not met it yet gives way"
+        third.close()
+    finally:
+        ours.close()
+        theirs.close()
 
 
 # --- the races, one step at a time ----------------------------------------------------------------
