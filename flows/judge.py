@@ -33,6 +33,11 @@ from grants.form import DelegateForm
 
 log = logging.getLogger("delegation")
 
+# Judging or deciding a form allocates tens of thousands of objects and leaves almost no cycles:
+# the cycle collector's youngest generation this large, instead of 700, spares ~60 collections a
+# form (~5% of a judgement's CPU in isolation, the same as with the collector off).
+YOUNG_GENERATION = 10_000
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -202,6 +207,7 @@ def _start_worker(private_keys: list[bytes], signers: dict, require_signature: b
     for module in ("loaders.envelope", "loaders.workbook", "validators"):  # paid now, not with the first file
         importlib.import_module(module)
     gc.freeze()  # what the imports made lives as long as the worker: the collector need not scan it
+    gc.set_threshold(YOUNG_GENERATION, *gc.get_threshold()[1:])
 
 
 def _exit_with_parent(parent: int) -> None:

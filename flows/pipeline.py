@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flows import faults
-from flows.judge import Judgement, Judges, Lookahead, Verdict, sha256
+from flows.judge import YOUNG_GENERATION, Judgement, Judges, Lookahead, Verdict, sha256
 from flows.settings import Settings
 from grants.errors import REQUESTER_IDENTITY_CODES
 from grants.outcome import Outcome, Status
@@ -446,7 +446,7 @@ def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None =
 
 
 @contextlib.contextmanager
-def quiet_collector(young: int = 10_000) -> Iterator[None]:
+def quiet_collector(young: int = YOUNG_GENERATION) -> Iterator[None]:
     """Python's cycle collector told to leave alone what exists before a batch starts.
 
     A run holds a few hundred thousand objects from its imports (Prefect, SQLAlchemy, pandas) that
