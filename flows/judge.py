@@ -38,6 +38,7 @@ log = logging.getLogger("delegation")
 # form (~5% of a judgement's CPU in isolation, the same as with the collector off).
 YOUNG_GENERATION = 10_000
 
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -226,7 +226,7 @@ def signers_of(store) -> dict:
 
 
 def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] = utcnow,
-                 ahead: Lookahead | None = None, finisher: Finisher | None = None) -> Outcome | None:
+                 ahead: Lookahead | None = None, finisher: Finisher | None = None) -> Outcome | _Held | None:
     """Bring one waiting file to its end state; None when it is not this worker's (`fetch_and_claim`),
     HELD when another worker holds it and this run meets it there for the first time.
 
