@@ -228,27 +228,23 @@ def _judge_in_worker(data: bytes) -> Judgement:
 class Lookahead:
     """Takes the next files of a list ahead and has them judged while the current one is committed.
 
-    `prepare(item)` fetches the file and claims it (bytes and claim), returns something else (None,
-    say) when the file is not this run's to judge (another run holds it), or raises; its outcome is
-    kept for `take(item)`. Only a file prepared so (claimed: no other run works on it meanwhile) is
-    judged ahead, and only when `needs_judging(claim)`. After an answer that `meets` another run
-    working down the same list, nothing more is prepared ahead, only on demand. `close()` gives
-    the untaken claims back (`release`).
+    `prepare(item)` fetches the file and claims it (bytes and claim), returns None when the file is
+    not this run's to judge (another run holds it), or raises; its outcome is kept for
+    `take(item)`. Only a file prepared so (claimed: no other run works on it meanwhile) is judged
+    ahead, and only when `needs_judging(claim)`. `close()` gives the untaken claims back (`release`).
     """
 
     def __init__(self, judges: Judges, items: Sequence, prepare: Callable[[object], tuple[bytes, object] | None],
                  depth: int, release: Callable[[object], None] = lambda claim: None,
-                 needs_judging: Callable[[object], bool] = lambda claim: True,
-                 meets: Callable[[object], bool] = lambda prepared: False):
+                 needs_judging: Callable[[object], bool] = lambda claim: True):
         self._judges, self._prepare, self._depth = judges, prepare, depth
-        self._release, self._needs_judging, self._meets = release, needs_judging, meets
-        self._met = False
+        self._release, self._needs_judging = release, needs_judging
         self._queue = deque(items)
         self._ready: dict[int, tuple[tuple | None, BaseException | None]] = {}
 
-    def take(self, item) -> tuple[bytes, object, Callable[[], Judgement] | None] | object:
-        """(bytes, claim, judgement to wait for) of the item; what `prepare` answered when it is not
-        this run's; its preparation's exception, raised."""
+    def take(self, item) -> tuple[bytes, object, Callable[[], Judgement] | None] | None:
+        """(bytes, claim, judgement to wait for) of the item; None when it is not this run's; its
+        preparation's exception, raised."""
         self._fill(item)
         prepared, error = self._ready.pop(id(item))
         self._fill(None)  # keep the pool busy while the caller works on this one
@@ -261,18 +257,17 @@ class Lookahead:
         self._queue.clear()
         ready, self._ready = self._ready, {}
         for prepared, _ in ready.values():
-            if isinstance(prepared, tuple):
+            if prepared is not None:
                 with contextlib.suppress(Exception):  # it would run out by itself (the database is away)
                     self._release(prepared[1])
 
     def _fill(self, wanted) -> None:
         while self._queue and (id(wanted) not in self._ready if wanted is not None
-                               else len(self._ready) < self._depth and not self._met):
+                               else len(self._ready) < self._depth):
             item = self._queue.popleft()
             try:
                 prepared = self._prepare(item)
-                self._met = self._met or self._meets(prepared)
-                if isinstance(prepared, tuple):
+                if prepared is not None:
                     data, claim = prepared
                     try:
                         judgement = self._judges.submit(data) if self._needs_judging(claim) else None

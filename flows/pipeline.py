@@ -105,7 +105,7 @@ class Deps:
         self.private_keys, self.signers = private_keys, signers
         self.tuning = tuning or Tuning()
         self.mail_down = False
-        self.held: set[str] = set()  # files met held by another worker this run (`fetch_and_claim`)
+        self.met_another_worker = False  # a file this run tried was held by another (`fetch_and_claim`)
         self._judges: Judges | None = None
 
     @property
@@ -131,7 +131,7 @@ class Deps:
             self.judges, items, lambda item: fetch_and_claim(self, item, run_id), depth=2 * self.judges.workers,
             # a claim never tried leaves no row (the file shows unclaimed again); a decided one is released
             release=lambda claim: intake.abandon(self.store, claim.submission_id, worker=worker),
-            needs_judging=lambda claim: claim.outcome is None, meets=lambda prepared: prepared is HELD,
+            needs_judging=lambda claim: claim.outcome is None,
         )
 
     def close(self) -> None:
@@ -226,9 +226,8 @@ def signers_of(store) -> dict:
 
 
 def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] = utcnow,
-                 ahead: Lookahead | None = None, finisher: Finisher | None = None) -> Outcome | _Held | None:
-    """Bring one waiting file to its end state; None when it is not this worker's (`fetch_and_claim`),
-    HELD when another worker holds it and this run meets it there for the first time.
+                 ahead: Lookahead | None = None, finisher: Finisher | None = None) -> Outcome | None:
+    """Bring one waiting file to its end state; None when another worker holds it (or finished it).
 
     IO failures (store, inbox) propagate: the claim is given back and a later run retries. With
     `ahead`, the file was fetched, claimed and is being judged ahead of time; with `finisher`, its
@@ -239,13 +238,13 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
     judgement = None
     if ahead is None:
         taken = fetch_and_claim(deps, item, run_id)
-        if not isinstance(taken, tuple):
-            return taken
+        if taken is None:
+            return None
         data, claim = taken
     else:
         taken = ahead.take(item)
-        if not isinstance(taken, tuple):
-            return taken
+        if taken is None:
+            return None
         data, claim, judgement = taken
     worker = deps.settings.worker_id
     try:
@@ -259,22 +258,21 @@ def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] =
         raise
 
 
-class _Held:
-    def __repr__(self) -> str:
-        return "HELD"
-
-
-HELD = _Held()  # a file another worker holds, met for the first time this run: see process_items
-
-
 def fetch_and_claim(deps: Deps, item, run_id: str):
-    """(sealed bytes, claim) of a listed file; None when it is not this worker's to process (it left
-    the inbox, or another worker holds it and was met there before); HELD when another worker
-    holds it, the first time. IO failures propagate."""
+    """(sealed bytes, claim) of a listed file; None when it is not this worker's to process (another
+    holds it, or it left the inbox). IO failures propagate.
+
+    Runs sharing an inbox list it in the same order and, once they meet, go down it side by side,
+    each trying the files the other has just claimed (1.8 claims a form with two runs). So from
+    its first meeting on, a run asks whether another worker holds a file before fetching it: one
+    read instead of a fetch and a claim's write transaction. A run alone never asks.
+    """
     from loaders.inbox import ItemChanged, ItemMissing
     from loaders.store import intake
 
     store, inbox, worker = deps.store, deps.inbox, deps.settings.worker_id
+    if deps.met_another_worker and intake.held_by_another(store, item.key, worker):
+        return None
     try:
         data = fetch_sealed(deps, item)
     except (ItemMissing, ItemChanged):  # archived by another worker, or replaced since listing
@@ -289,10 +287,8 @@ def fetch_and_claim(deps: Deps, item, run_id: str):
         run_id=run_id,
     )
     if claim is None:
-        if item.key in deps.held:
-            return None
-        deps.held.add(item.key)
-        return HELD
+        deps.met_another_worker = True
+        return None
     # Another worker may have finished the file (and released its claim) between our fetch and our
     # claim: then it has left the inbox, and our claim is on a file already dealt with.
     try:
@@ -401,7 +397,6 @@ class Batch:
     done: list[Outcome] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # keys that reached no end state this run
     stopped: str | None = None  # why the run stopped early (a service outage), if it did
-    untried: list = field(default_factory=list)  # met another worker at the first: left for run_once to place
 
 
 def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None = None) -> Batch:
@@ -411,10 +406,6 @@ def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None =
     stay in the inbox, untouched, for the next run. A long batch goes through in three overlapping
     stages: files judged ahead (`Lookahead`), one decided and committed at a time (here), the
     committed ones delivered and archived in turn (`Finisher`).
-
-    Meeting a file another worker holds (HELD) ends the batch there: that worker is most likely
-    working down the same list, and the files are handed back untried (`Batch.untried`) for the
-    run to go on elsewhere (`flows.process_inbox.elsewhere`).
     """
     batch = batch or Batch()
     ahead = deps.lookahead(items, run_id)
@@ -432,9 +423,6 @@ def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None =
                 except Exception as exc:  # noqa: BLE001 - one file's trouble must not stop the batch
                     _not_finished(batch, item, exc, len(items) - n)
                     continue
-                if outcome is HELD:
-                    batch.untried = items[n:]
-                    break
                 if outcome is not None:
                     batch.done.append(outcome)
     finally:

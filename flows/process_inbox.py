@@ -95,9 +95,8 @@ def run_once(settings: Settings, report_json: str | None = None, tuning: Tuning 
         if deps.staged(items):  # its judging workers start while earlier runs' leftovers are finished
             deps.judges.warm_up()
         batch = Batch(done=finish_dead_workers(deps, items, report.run_id))
-        left = items
-        while left:
-            chunk, left = left[:BATCH], left[BATCH:]
+        for start in range(0, len(items), BATCH):
+            chunk = items[start:start + BATCH]
             if batch.stopped:
                 batch.failed += [item.key for item in chunk]
                 continue
@@ -105,8 +104,6 @@ def run_once(settings: Settings, report_json: str | None = None, tuning: Tuning 
             batch.done += part.done
             batch.failed += part.failed
             batch.stopped = part.stopped
-            if part.untried:
-                left = elsewhere(part.untried + left)
         if not batch.stopped:  # the last pass decides whether mail still waits for the server
             mail = _add(mail, deliver_mail.with_options(**io)(deps))
         mail_down = deps.mail_down
@@ -130,21 +127,6 @@ def run_once(settings: Settings, report_json: str | None = None, tuning: Tuning 
         log.error("the run could not finish: %s", "; ".join(problems))
         raise RunIncomplete("; ".join(problems), result)
     return result
-
-
-def elsewhere(left: list) -> list:
-    """What is left of the list, from its middle on, after meeting another worker at its first file.
-
-    Runs sharing an inbox list it in the same order. Going on from where they met, they would meet
-    again at nearly every file, each fetching it and trying to claim it (0.8 claims too many a file
-    with two runs over 200 forms); going on from the middle of what is left, they split it, and
-    meet again only where one reaches the files of the other. A run alone never meets anyone: it
-    keeps to the list's order, oldest first.
-    """
-    middle = len(left) // 2
-    log.info("%s: another worker is on it; going on from %s (%d file(s) left)", left[0].key,
-             left[middle].key, len(left))
-    return left[middle:] + left[:middle]
 
 
 def _retries(tuning: Tuning) -> dict:

@@ -180,25 +180,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_after_meeting_another_run_nothing_more_is_prepared_ahead_only_on_demand():
-    """Another run holds "c": it is most likely working down the same list, so "d" and "e" are not
-    fetched and claimed ahead of it (the batch ends at "c"); asked for, "d" still is."""
-    prepared = []
-
-    def prepare(item):
-        prepared.append(item)
-        return "held" if item == "c" else (item.encode(), item)
-
-    ahead = Lookahead(FakeJudges(), ["a", "b", "c", "d", "e"], prepare, depth=4,
-                      meets=lambda answer: answer == "held")
-    assert ahead.take("a")[1] == "a"
-    assert prepared == ["a", "b", "c"]
-    assert ahead.take("b")[1] == "b" and ahead.take("c") == "held"
-    assert prepared == ["a", "b", "c"]
-    assert ahead.take("d")[1] == "d"
-    assert prepared == ["a", "b", "c", "d"]
-
-
 def test_the_cycle_collector_is_as_before_once_the_last_of_overlapping_batches_ends():
     import gc
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.pipeline import HELD, decide_and_commit, process_item, process_items, sha256
-from flows.process_inbox import elsewhere
+from flows.pipeline import decide_and_commit, process_item, sha256
 from loaders.store import intake
 from tests.pipeline_builders import (
     Drop,
@@ -90,38 +89,68 @@ def _held_until_both_flows_began(db_url: str, logs: list[Path]):
             engine.dispose()
 
 
-@pytest.mark.parametrize("staged", [False, True], ids=["one-by-one", "judged-ahead"])
-def test_a_run_that_meets_another_workers_file_goes_on_from_the_middle_and_skips_it_after(
-    staged, tmp_path, sqlite_url
+def test_once_it_has_met_another_worker_a_run_skips_the_files_that_worker_holds_without_fetching_them(
+    tmp_path, sqlite_url, monkeypatch
 ):
-    """Two runs list the inbox in the same order: where one meets a file the other holds, it gives
-    way and goes on from the middle of what is left, instead of meeting the other at every file."""
-    world = make_world(tmp_path, sqlite_url, delegates=7)
-    world.drop(*(valid_drop(world, i, name=f"{i}.xlsx.sealed") for i in range(6)))
-    ours, theirs = deps_for(world, staged=staged), deps_for(world, worker_id="theirs")
+    """Two runs on one inbox go down the same list side by side: each would fetch the files the
+    other has just claimed and try to claim them. After its first meeting a run asks first (a read);
+    a run that has met no one never asks."""
+    world = make_world(tmp_path, sqlite_url, delegates=5)
+    world.drop(*(valid_drop(world, i, name=f"{i}.xlsx.sealed") for i in range(4)))
+    ours, theirs = deps_for(world), deps_for(world, worker_id="theirs")
+    asked = []
+    held_by_another = intake.held_by_another
+    monkeypatch.setattr(intake, "held_by_another", lambda *args: asked.append(args[1]) or held_by_another(*args))
     try:
         items = waiting(ours)
-        held = items[1]
-        data = theirs.inbox.fetch(held.key, 10**7)
-        assert intake.claim(theirs.store, object_key=held.key, sealed_sha256=sha256(data),
-                            received_at=held.received_at, worker="theirs", lease_seconds=600)
+        for item in items[:2]:  # the other run holds the first two
+            data = theirs.inbox.fetch(item.key, 10**7)
+            assert intake.claim(theirs.store, object_key=item.key, sealed_sha256=sha256(data),
+                                received_at=item.received_at, worker="theirs", lease_seconds=600)
+        fetched = []
+        fetch = ours.inbox.fetch
+        ours.inbox.fetch = lambda key, *args, **kwargs: fetched.append(key) or fetch(key, *args, **kwargs)
 
-        first = process_items(ours, items, run_id="ours")
-        assert [o.key for o in first.done] == [items[0].key]
-        assert first.untried == items[1:] and first.failed == []
-        assert process_item(ours, held, run_id="ours") is None, "met once: skipped after"
-
-        left = elsewhere(first.untried)
-        assert left == [items[3], items[4], items[5], items[1], items[2]]
-        second = process_items(ours, left, run_id="ours")
-        assert [o.key for o in second.done] == [i.key for i in (items[3], items[4], items[5], items[2])]
-        assert second.untried == [] and second.failed == []
-        third = deps_for(world, worker_id="third")
-        assert process_item(third, held, run_id="third") is HELD, "a run that had not met it yet gives way"
-        third.close()
+        assert [process_item(ours, item, run_id="ours") for item in items[:2]] == [None, None]
+        assert fetched == [items[0].key], "the second held file was not fetched"
+        assert asked == [items[1].key]
+        assert str(process_item(ours, items[2], run_id="ours").status) == "applied"
     finally:
         ours.close()
         theirs.close()
+
+    alone = deps_for(world)
+    asked.clear()
+    try:
+        assert str(process_item(alone, items[3], run_id="alone").status) == "applied"
+    finally:
+        alone.close()
+    assert asked == [], "a run that met no one does not ask"
+
+
+def test_a_file_is_held_by_another_worker_only_while_its_lease_holds_and_until_it_is_archived(tmp_path, sqlite_url):
+    world = make_world(tmp_path, sqlite_url, delegates=3)
+    world.drop(valid_drop(world, 1))
+    deps = deps_for(world)
+    try:
+        item = waiting(deps)[0]
+        data = deps.inbox.fetch(item.key, 10**7)
+
+        def claim(worker, lease):
+            return intake.claim(deps.store, object_key=item.key, sealed_sha256=sha256(data),
+                                received_at=item.received_at, worker=worker, lease_seconds=lease)
+
+        assert not intake.held_by_another(deps.store, item.key, "me"), "no claim at all"
+        taken = claim("me", 600)
+        assert not intake.held_by_another(deps.store, item.key, "me"), "held by me"
+        assert intake.held_by_another(deps.store, item.key, "you")
+        intake.release(deps.store, taken.submission_id)
+        assert not intake.held_by_another(deps.store, item.key, "you"), "given back"
+        taken = claim("me", 600)
+        intake.mark_archived(deps.store, taken.submission_id, "archive/x")
+        assert not intake.held_by_another(deps.store, item.key, "you"), "archived"
+    finally:
+        deps.close()
 
 
 # --- the races, one step at a time ----------------------------------------------------------------

@@ -84,6 +84,19 @@ def claim(store, *, object_key: str, sealed_sha256: str, received_at: datetime, 
     return Claim(row.id, sealed_sha256, _utc(row.received_at), outcome)
 
 
+_HELD_BY_ANOTHER = Prepared(lambda _: sa.select(submissions.c.id).where(
+    submissions.c.object_key == sa.bindparam("key"), submissions.c.archived_at.is_(None),
+    submissions.c.claimed_by != sa.bindparam("worker"), submissions.c.lease_until > sa.bindparam("now"),
+).limit(1))
+
+
+def held_by_another(store, object_key: str, worker: str) -> bool:
+    """Does another worker's live lease hold a file under this key (a read: no claim is made)?"""
+    with store.reading() as conn:
+        return conn.execute(_HELD_BY_ANOTHER(conn), {"key": object_key, "worker": worker, "now": _now()}).first() \
+            is not None
+
+
 _FINISH = Prepared(lambda _: sa.update(submissions).where(
     submissions.c.id == sa.bindparam("submission"), submissions.c.claimed_by == sa.bindparam("worker"),
     submissions.c.report.is_(None), submissions.c.archived_at.is_(None),
