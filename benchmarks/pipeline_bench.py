@@ -476,10 +476,10 @@ def child_pipeline(spec_text: str) -> None:
 
     def timed_body(*args, **kwargs):
         sys.meta_path.insert(0, _ImportTimer(clock))  # modules the pipeline imports on first use
+        body["server_cpu_start"] = _server_cpu()  # read outside the timed body (a scan of /proc)
+        body["postgres_cpu_start"] = _postgres_cpu()
         body["start"] = time.perf_counter()
         body["cpu_start"] = time.process_time()
-        body["server_cpu_start"] = _server_cpu()
-        body["postgres_cpu_start"] = _postgres_cpu()
         try:
             return run_once(*args, **kwargs)
         finally:
@@ -638,15 +638,18 @@ def _server_cpu() -> float:
 
 def _postgres_cpu() -> float:
     """CPU seconds used so far by the PostgreSQL server on this machine, its exited backends included
-    (they count in the postmaster's reaped children's time); 0 when there is none."""
+    (they count in the postmaster's reaped children's time); 0 when the run's database is not
+    PostgreSQL or no PostgreSQL process is visible here."""
+    if not os.environ.get("DELEGATION_DB_URL", "").startswith("postgresql"):
+        return 0.0
     processes = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            head, rest = stat.read_text().rsplit(")", 1)
-        except OSError:
+            head, rest = stat.read_bytes().rsplit(b")", 1)
+        except (OSError, ValueError):
             continue
-        if head.split(" (", 1)[-1] == "postgres":
-            processes[stat.parent.name] = rest.split()
+        if head.split(b" (", 1)[-1] == b"postgres":
+            processes[stat.parent.name.encode()] = rest.split()
     ticks = 0
     for fields in processes.values():
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
@@ -760,9 +763,11 @@ def report(m: dict) -> str:
         floor_cpu = (median(m["floor"]["n_cpu"]) - median(m["floor"]["zero_cpu"])) / n
         parts = {"flow process": (cpu_full - cpu_zero) / n, "its judging workers": judges,
                  "its Prefect server": server_cpu}
-        if m["db"] == "postgresql":  # its backends, on this machine
+        if m["db"] == "postgresql" and any(p["postgres_cpu_s"][1] for r in runs["full"] for p in r["procs"]):
             parts["PostgreSQL"] = (median([_spanned(r["procs"], "postgres_cpu_s") for r in runs["full"]])
                                    - median([_spanned(r["procs"], "postgres_cpu_s") for r in runs["zero"]])) / n
+        elif m["db"] == "postgresql":
+            lines.append("  (PostgreSQL's own CPU: not measured, its processes are not visible on this machine)")
         lines.append("  CPU per form             " + " + ".join(f"{k} {v * 1000:.1f} ms" for k, v in parts.items())
                      + f" = {sum(parts.values()) * 1000:.1f} ms (floor's: {floor_cpu * 1000:.1f} ms); steadier than "
                      "wall time on a shared machine")
