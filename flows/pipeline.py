@@ -227,7 +227,8 @@ def signers_of(store) -> dict:
 
 def process_item(deps: Deps, item, *, run_id: str, now: Callable[[], datetime] = utcnow,
                  ahead: Lookahead | None = None, finisher: Finisher | None = None) -> Outcome | None:
-    """Bring one waiting file to its end state; None when another worker holds it (or finished it).
+    """Bring one waiting file to its end state; None when another worker holds it (or finished it),
+    or it was replaced since it was listed.
 
     IO failures (store, inbox) propagate: the claim is given back and a later run retries. With
     `ahead`, the file was fetched, claimed and is being judged ahead of time; with `finisher`, its
@@ -263,7 +264,8 @@ def fetch_and_claim(deps: Deps, item, run_id: str):
     holds it, or it left the inbox). IO failures propagate.
 
     Runs sharing an inbox list it in the same order and, once they meet, go down it side by side,
-    each trying the files the other has just claimed (1.8 claims a form with two runs). So from
+    each trying the files the other has just claimed (without this: 1.83 claims a form with two
+    runs over 200 forms, 1.035 with it). So from
     its first meeting on, a run asks whether another worker holds a file before fetching it: one
     read instead of a fetch and a claim's write transaction. A run alone never asks.
     """

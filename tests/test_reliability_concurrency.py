@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.pipeline import decide_and_commit, process_item, sha256
+from flows.pipeline import decide_and_commit, process_item, process_items, sha256
 from loaders.store import intake
 from tests.pipeline_builders import (
     Drop,
@@ -89,16 +89,17 @@ def _held_until_both_flows_began(db_url: str, logs: list[Path]):
             engine.dispose()
 
 
+@pytest.mark.parametrize("staged", [False, True], ids=["one-by-one", "judged-ahead"])
 def test_once_it_has_met_another_worker_a_run_skips_the_files_that_worker_holds_without_fetching_them(
-    tmp_path, sqlite_url, monkeypatch
+    staged, tmp_path, sqlite_url, monkeypatch
 ):
     """Two runs on one inbox go down the same list side by side: each would fetch the files the
     other has just claimed and try to claim them. After its first meeting a run asks first (a read);
     a run that has met no one never asks."""
-    world = make_world(tmp_path, sqlite_url, delegates=5)
-    world.drop(*(valid_drop(world, i, name=f"{i}.xlsx.sealed") for i in range(4)))
-    ours, theirs = deps_for(world), deps_for(world, worker_id="theirs")
-    asked = []
+    world = make_world(tmp_path, sqlite_url, delegates=6)
+    world.drop(*(valid_drop(world, i, name=f"{i}.xlsx.sealed") for i in range(5)))
+    ours, theirs = deps_for(world, staged=staged), deps_for(world, worker_id="theirs")
+    asked, fetched = [], []
     held_by_another = intake.held_by_another
     monkeypatch.setattr(intake, "held_by_another", lambda *args: asked.append(args[1]) or held_by_another(*args))
     try:
@@ -107,14 +108,18 @@ def test_once_it_has_met_another_worker_a_run_skips_the_files_that_worker_holds_
             data = theirs.inbox.fetch(item.key, 10**7)
             assert intake.claim(theirs.store, object_key=item.key, sealed_sha256=sha256(data),
                                 received_at=item.received_at, worker="theirs", lease_seconds=600)
-        fetched = []
         fetch = ours.inbox.fetch
-        ours.inbox.fetch = lambda key, *args, **kwargs: fetched.append(key) or fetch(key, *args, **kwargs)
 
-        assert [process_item(ours, item, run_id="ours") for item in items[:2]] == [None, None]
-        assert fetched == [items[0].key], "the second held file was not fetched"
-        assert asked == [items[1].key]
-        assert str(process_item(ours, items[2], run_id="ours").status) == "applied"
+        def counted_fetch(key, *args, **kwargs):
+            fetched.append(key)
+            return fetch(key, *args, **kwargs)
+
+        monkeypatch.setattr(ours.inbox, "fetch", counted_fetch)
+
+        batch = process_items(ours, items[:4], run_id="ours")
+        assert [o.key for o in batch.done] == [items[2].key, items[3].key] and batch.failed == []
+        assert items[0].key in fetched and items[1].key not in fetched, "the second held file was not fetched"
+        assert asked == [items[1].key, items[2].key, items[3].key], "asked about each file after the meeting"
     finally:
         ours.close()
         theirs.close()
@@ -122,22 +127,23 @@ def test_once_it_has_met_another_worker_a_run_skips_the_files_that_worker_holds_
     alone = deps_for(world)
     asked.clear()
     try:
-        assert str(process_item(alone, items[3], run_id="alone").status) == "applied"
+        assert str(process_item(alone, items[4], run_id="alone").status) == "applied"
     finally:
         alone.close()
     assert asked == [], "a run that met no one does not ask"
 
 
-def test_a_file_is_held_by_another_worker_only_while_its_lease_holds_and_until_it_is_archived(tmp_path, sqlite_url):
-    world = make_world(tmp_path, sqlite_url, delegates=3)
+def test_a_file_is_held_by_another_worker_only_while_its_lease_holds_and_until_it_is_archived(tmp_path, db_url):
+    """The question asked before a fetch: a live claim of another worker on any version of the file."""
+    world = make_world(tmp_path, db_url, delegates=3)
     world.drop(valid_drop(world, 1))
     deps = deps_for(world)
     try:
         item = waiting(deps)[0]
         data = deps.inbox.fetch(item.key, 10**7)
 
-        def claim(worker, lease):
-            return intake.claim(deps.store, object_key=item.key, sealed_sha256=sha256(data),
+        def claim(worker, lease, sealed=None):
+            return intake.claim(deps.store, object_key=item.key, sealed_sha256=sealed or sha256(data),
                                 received_at=item.received_at, worker=worker, lease_seconds=lease)
 
         assert not intake.held_by_another(deps.store, item.key, "me"), "no claim at all"
@@ -146,9 +152,13 @@ def test_a_file_is_held_by_another_worker_only_while_its_lease_holds_and_until_i
         assert intake.held_by_another(deps.store, item.key, "you")
         intake.release(deps.store, taken.submission_id)
         assert not intake.held_by_another(deps.store, item.key, "you"), "given back"
+        claim("me", 0)
+        assert not intake.held_by_another(deps.store, item.key, "you"), "its lease ran out"
         taken = claim("me", 600)
         intake.mark_archived(deps.store, taken.submission_id, "archive/x")
         assert not intake.held_by_another(deps.store, item.key, "you"), "archived"
+        claim("me", 600, sealed="0" * 64)
+        assert intake.held_by_another(deps.store, item.key, "you"), "another version under the key"
     finally:
         deps.close()
 

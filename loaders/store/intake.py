@@ -91,7 +91,9 @@ _HELD_BY_ANOTHER = Prepared(lambda _: sa.select(submissions.c.id).where(
 
 
 def held_by_another(store, object_key: str, worker: str) -> bool:
-    """Does another worker's live lease hold a file under this key (a read: no claim is made)?"""
+    """Does another worker's live lease hold a file under this key, any version of it (a read: no
+    claim is made)? A file replaced under a key another worker holds so waits for that worker to
+    give it back (it finds the change when it archives) or for its lease to run out."""
     with store.reading() as conn:
         return conn.execute(_HELD_BY_ANOTHER(conn), {"key": object_key, "worker": worker, "now": _now()}).first() \
             is not None
