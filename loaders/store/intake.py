@@ -95,8 +95,8 @@ def held_by_another(store, object_key: str, worker: str) -> bool:
     claim is made)? A file replaced under a key another worker holds so waits for that worker to
     give it back (it finds the change when it archives) or for its lease to run out."""
     with store.reading() as conn:
-        return conn.execute(_HELD_BY_ANOTHER(conn), {"key": object_key, "worker": worker, "now": _now()}).first() \
-            is not None
+        held = conn.execute(_HELD_BY_ANOTHER(conn), {"key": object_key, "worker": worker, "now": _now()}).first()
+    return held is not None
 
 
 _FINISH = Prepared(lambda _: sa.update(submissions).where(
