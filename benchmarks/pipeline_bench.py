@@ -624,15 +624,23 @@ def _server_pid() -> int | None:
 _EARLY_SERVER_PID: list[int | None] = [None]
 
 
+def _proc_stat(path: Path) -> tuple[bytes, list[bytes]] | None:
+    """(command name, the fields after it) of /proc/PID/stat: after it, 1 is the parent's pid, 11
+    and 12 the process's user and system time, 13 and 14 its reaped children's (in clock ticks)."""
+    try:
+        head, rest = path.read_bytes().rsplit(b")", 1)
+    except (OSError, ValueError):
+        return None
+    return head.split(b" (", 1)[-1], rest.split()
+
+
 def _server_cpu() -> float:
     """CPU seconds used so far by the Prefect API server (0 when there is none)."""
     pid = _server_pid()
-    if pid is None:
+    stat = None if pid is None else _proc_stat(Path(f"/proc/{pid}/stat"))
+    if stat is None:
         return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
+    fields = stat[1]
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -643,18 +651,15 @@ def _postgres_cpu() -> float:
     if not os.environ.get("DELEGATION_DB_URL", "").startswith("postgresql"):
         return 0.0
     processes = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            head, rest = stat.read_bytes().rsplit(b")", 1)
-        except (OSError, ValueError):
-            continue
-        if head.split(b" (", 1)[-1] == b"postgres":
-            processes[stat.parent.name.encode()] = rest.split()
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        stat = _proc_stat(path)
+        if stat is not None and stat[0] == b"postgres":
+            processes[path.parent.name.encode()] = stat[1]
     ticks = 0
     for fields in processes.values():
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        ticks += int(fields[11]) + int(fields[12])
         if fields[1] not in processes:  # the postmaster: the backends it has reaped
-            ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+            ticks += int(fields[13]) + int(fields[14])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -54,10 +54,11 @@ _LIVE = sa.and_(submissions.c.object_key == sa.bindparam("key"), submissions.c.s
 # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
 _NEW_CLAIM = Prepared(lambda dialect: insert_for(dialect, submissions).on_conflict_do_nothing()
                       .returning(submissions.c.id))
-_TAKE_OVER = Prepared(lambda _: sa.update(submissions).where(
-    _LIVE, sa.or_(submissions.c.lease_until <= sa.bindparam("now"), submissions.c.claimed_by == sa.bindparam("worker"))
-).values(claimed_by=sa.bindparam("worker"), lease_until=sa.bindparam("until"), attempts=submissions.c.attempts + 1,
-         run_id=sa.bindparam("run")))
+# A live claim this worker may take: its lease ran out, or it is this worker's own.
+_TAKEABLE = sa.or_(submissions.c.lease_until <= sa.bindparam("now"), submissions.c.claimed_by == sa.bindparam("worker"))
+_TAKE_OVER = Prepared(lambda _: sa.update(submissions).where(_LIVE, _TAKEABLE).values(
+    claimed_by=sa.bindparam("worker"), lease_until=sa.bindparam("until"), attempts=submissions.c.attempts + 1,
+    run_id=sa.bindparam("run")))
 _CLAIMED = Prepared(lambda _: sa.select(submissions.c.id, submissions.c.received_at, submissions.c.report)
                     .where(_LIVE))
 
@@ -85,8 +86,7 @@ def claim(store, *, object_key: str, sealed_sha256: str, received_at: datetime, 
 
 
 _HELD_BY_ANOTHER = Prepared(lambda _: sa.select(submissions.c.id).where(
-    submissions.c.object_key == sa.bindparam("key"), submissions.c.archived_at.is_(None),
-    submissions.c.claimed_by != sa.bindparam("worker"), submissions.c.lease_until > sa.bindparam("now"),
+    submissions.c.object_key == sa.bindparam("key"), submissions.c.archived_at.is_(None), sa.not_(_TAKEABLE),
 ).limit(1))
 
 
