@@ -789,10 +789,10 @@ def _cell_too_long(row: int, column: int) -> FileRejected:
 #
 # A form sheet as Excel, LibreOffice and openpyxl write it is a run of <row r="N"> elements of
 # <c r="A1" s=".." t="s|inlineStr"> cells holding a shared-string index or an inline string. For
-# such a sheet (the common case) the cells are taken with one regular expression instead of a
-# tree: a third of the cost. It answers only when the sheet is exactly of that shape and
+# such a sheet (the common case) the cells are taken with one regular expression, a row a match,
+# instead of a tree: a third of the cost. It answers only when the sheet is exactly of that shape and
 # well-formed, with no DTD: expat reads the part around the sheet data (and must find it there, as
-# the root's child, not in a comment), and the sheet data, which the expression tokenizes whole, is
+# the root's child, not in a comment), and the sheet data, which the rows must cover whole, is
 # checked for what expat would refuse in it (characters XML forbids, references, duplicate or
 # unbound attributes), without expat's second pass over it. Anything else (numbers, formulas,
 # booleans, columns past K, CDATA, comments, a carriage return, an out-of-order row or cell, a limit
@@ -805,18 +805,27 @@ _QUICK_ROOT = re.compile(
     r'<worksheet xmlns="http://schemas\.openxmlformats\.org/spreadsheetml/2006/main"[ >]'
 )
 _NAME, _VALUE = r"[A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?", r'="[^"<]*"'  # an attribute's (ASCII)
-_QUICK_TOKEN = re.compile(  # the commonest first: a cell; then the inline, shared and empty forms of one
-    r'[ \t\r\n]*(?:'  # XML's white space only
-    r'<c r="([A-K])([1-9][0-9]{0,6})"(?: s="[0-9]{1,5}")?'  # 1 column, 2 row
-    r'(?: t="inlineStr">[ \t\r\n]*<is>[ \t\r\n]*<t(?: xml:space="preserve")?>([^<]*)</t>[ \t\r\n]*</is>'
-    r'[ \t\r\n]*</c>'  # 3 text
-    r'| t="s">[ \t\r\n]*<v>[ \t\r\n]*([0-9]{1,9})[ \t\r\n]*</v>[ \t\r\n]*</c>'  # 4 shared string index
-    r'|(?: t="[A-Za-z]{1,9}")?[ \t\r\n]*/>)'  # an empty, formatted cell (of any type)
-    rf'|<row r="([1-9][0-9]{{0,6}})"((?: (?!xmlns){_NAME}{_VALUE})*)[ \t\r\n]*(/?)>'  # 5 row number, 6 others, 7 '/'
-    r'|</row>'
-    r'|(<[^>]*>?|[^< \t\r\n][^<]*)'  # 8 any other markup or text (no XML white space first): not ours
-    r')'
+_WS = r"[ \t\r\n]*"  # XML's white space only
+
+
+def _row_cell(letter: str) -> str:
+    """A cell of column `letter` in the row being matched, if there is one: inline text (captured),
+    a shared string's index (captured), or empty (formatted only, of any type)."""
+    return (rf'(?:{_WS}<c r="{letter}(?P=row)"(?: s="[0-9]{{1,5}}")?'
+            rf'(?: t="inlineStr">{_WS}<is>{_WS}<t(?: xml:space="preserve")?>([^<]*)</t>{_WS}</is>{_WS}</c>'
+            rf'| t="s">{_WS}<v>{_WS}([0-9]{{1,9}}){_WS}</v>{_WS}</c>'
+            rf'|(?: t="[A-Za-z]{{1,9}}")?{_WS}/>))?')
+
+
+# A whole row, its cells in column order and each of the row's number (the backreference), with the
+# white space after it: 1 all of it, 2 its number, 3 its other attributes, then for each of A-K its
+# inline text and its shared string index. It starts with a literal, so that text between rows costs
+# one search, not a failed match at every character (which white space would make quadratic).
+_QUICK_ROW = re.compile(
+    rf'(<row r="(?P<row>[1-9][0-9]{{0,6}})"((?: (?!xmlns){_NAME}{_VALUE})*){_WS}'
+    + "(?:/>|>" + "".join(map(_row_cell, COLUMN_LETTERS)) + rf"{_WS}</row>){_WS})"
 )
+_WS_RUN = re.compile(_WS)
 _ATTRIBUTE_NAME = re.compile(f" ({_NAME}){_VALUE}")
 # The bytes of the characters below U+0020 that XML allows (tab, line feed, carriage return) and of
 # every other character: what is left of a UTF-8 part without them is a character XML forbids.
@@ -941,65 +950,51 @@ def _check_row_attributes(attributes: str, prefixes: dict[str, str]) -> None:
 
 def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared: list[str],
                 prefixes: dict[str, str]) -> SheetCells:
-    header: tuple[str, ...] = ("",) * _WIDTH
-    rows: dict[int, tuple[str, ...]] = {}
-    columns, strings, count_strings = _COLUMNS, shared, len(shared)
-    last_row = count = number = column = 0
-    values: list[str] | None = None
-    row_text = ""
-    inline_texts: dict[str, str] = {}  # a form repeats its people's details on every row: each cleaned once
-    row_attributes: set[str] = set()  # and Excel the same attributes on every row: each checked once
-    for letter, cell_row, inline, index, row_number, attributes, empty, other in _QUICK_TOKEN.findall(
-            text, start, end):
-        if other:
-            raise _NotQuick
-        if letter:  # a cell
-            if values is None or cell_row != row_text:
-                raise _NotQuick
-            at = columns[letter]
-            if at <= column:
-                raise _NotQuick
-            column = at
-            if index:
-                value = int(index)
-                if value >= count_strings:
-                    raise _NotQuick
-                cell = strings[value]
-            elif inline:
-                cell = inline_texts.get(inline)
-                if cell is None:
-                    if "\r" in inline:  # expat turns line ends into "\n": the general reader sees those
-                        raise _NotQuick
-                    cell = _clean(_XML_REFERENCE.sub(_xml_character, inline) if "&" in inline else inline)
-                    inline_texts[inline] = cell
-            else:
-                continue
-            if len(cell) > MAX_CELL_CHARS:
-                raise _NotQuick
-            values[at - 1] = cell
-        elif row_number:  # <row r="N"> or <row r="N"/>
-            if values is not None:
-                raise _NotQuick
-            if attributes and attributes not in row_attributes:
-                _check_row_attributes(attributes, prefixes)
-                row_attributes.add(attributes)
-            number = int(row_number)
-            count += 1
-            if number <= last_row or number > MAX_ROW_NUMBER or count > MAX_ROWS:
-                raise _NotQuick
-            last_row, row_text, column = number, row_number, 0
-            values = None if empty else [""] * _WIDTH
-        else:  # </row>
-            if values is None:
-                raise _NotQuick
-            if number == 1:
-                header = tuple(values)
-            elif any(values):
-                rows[number] = tuple(values)
-            values = None
-    if values is not None:
+    """The sheet data's cells: matched a row at a time (every row of the usual shape), then worked
+    out a column at a time, each distinct text once (a form repeats its people on every row)."""
+    start = _WS_RUN.match(text, start, end).end()
+    found = _QUICK_ROW.findall(text, start, end)
+    if sum(len(row[0]) for row in found) != end - start or len(found) > MAX_ROWS:  # something else there
         raise _NotQuick
-    return SheetCells(sheet_names=names, has_form_sheet=True, header=header, rows=rows)
+    if not found:
+        return SheetCells(sheet_names=names, has_form_sheet=True, header=("",) * _WIDTH, rows={})
+    _rows, row_numbers, attributes, *cells = zip(*found, strict=True)
+    numbers = list(map(int, row_numbers))
+    if numbers != sorted(set(numbers)) or numbers[-1] > MAX_ROW_NUMBER:  # each row after the last
+        raise _NotQuick
+    for other in set(attributes) - {""}:  # Excel gives every row the same ones
+        _check_row_attributes(other, prefixes)
+    inline, indexed = cells[0::2], cells[1::2]  # by column; "" where the cell has none
+    inline_cells = {t: _inline_cell(t) for t in set().union(*inline)}
+    shared_cells = {i: _shared_cell(shared, i) for i in set().union(*indexed)}
+    columns = [map(inline_cells.__getitem__, texts) if not any(indexes)
+               else map(shared_cells.__getitem__, indexes) if not any(texts)
+               else [inline_cells[t] or shared_cells[i] for t, i in zip(texts, indexes, strict=True)]
+               for texts, indexes in zip(inline, indexed, strict=True)]
+    rows = dict(zip(numbers, zip(*columns, strict=True), strict=True))
+    header = rows.pop(1, ("",) * _WIDTH)
+    return SheetCells(sheet_names=names, has_form_sheet=True, header=header,
+                      rows={number: values for number, values in rows.items() if any(values)})
+
+
+def _inline_cell(text: str) -> str:
+    if "\r" in text:  # expat turns line ends into "\n": the general reader sees those
+        raise _NotQuick
+    return _short(_clean(_XML_REFERENCE.sub(_xml_character, text) if "&" in text else text))
+
+
+def _shared_cell(shared: list[str], index: str) -> str:
+    if not index:
+        return ""
+    if int(index) >= len(shared):
+        raise _NotQuick
+    return _short(shared[int(index)])
+
+
+def _short(cell: str) -> str:
+    if len(cell) > MAX_CELL_CHARS:
+        raise _NotQuick
+    return cell
 
 
 def _xml_character(match: re.Match) -> str:

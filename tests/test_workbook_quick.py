@@ -103,6 +103,13 @@ QUICK = {
                                          + '<row r="4"/><row r="5" spans="1:11"></row>'
                                          + row(6, inline("K6", "High"))), None),
     "a cell of exactly 1000 characters": (sheet(row(2, inline("A2", "x" * 1000))), None),
+    "a column of inline and shared strings, texts repeated": (
+        sheet(row(2, inline("A2", "Hana"), '<c r="B2" t="s"><v>0</v></c>')
+              + row(3, '<c r="A3" t="s"><v>0</v></c>', inline("B3", "Hana"))
+              + row(4, inline("A4", " Hana "), '<c r="B4"/>', '<c r="C4" t="s"><v>0</v></c>')),
+        f'<sst xmlns="{MAIN}"><si><t>Sato</t></si></sst>',
+    ),
+    "no title row, white space only": (f'<worksheet xmlns="{MAIN}"><sheetData>\n\t </sheetData></worksheet>', None),
     "an attribute value that looks like another attribute": (
         sheet('<row r="2" spans="1 r=2 spans=3">' + inline("A2", "x") + "</row>"), None),
 }
@@ -121,6 +128,10 @@ DECLINED = {
     "a cell past K": sheet(row(2, inline("L2", "x"))),
     "a row without its number": sheet('<row>' + inline("A2", "x") + "</row>"),
     "rows out of order": sheet(row(3, inline("A3", "x")) + row(2, inline("A2", "y"))),
+    "a row number twice": sheet(row(2, inline("A2", "x")) + row(2, inline("B2", "y"))),
+    # text the rows do not cover, after long white space: one search, not a failed match at each space
+    "a stray character after long white space": sheet(row(2, inline("A2", "x")) + " " * 200_000 + "x"),
+    "a stray character in a row after long white space": sheet('<row r="2">' + " " * 200_000 + "x</row>"),
     "cells out of order": sheet(row(2, inline("B2", "x"), inline("A2", "y"))),
     "a cell of another row": sheet(row(2, inline("A3", "x"))),
     "a comment": sheet(row(2, "<!-- note -->", inline("A2", "x"))),

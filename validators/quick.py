@@ -58,11 +58,12 @@ def valid_form(cells: SheetCells) -> DelegateForm | None:
     if tuple(clean(h) for h in header) != TITLES:
         return None
     numbers, rows = [], []
-    seen: dict[str, str] = {}  # the people's details repeat on every row: each text cleaned once
+    if any(len(texts) != _WIDTH for texts in cells.rows.values()):
+        return None
+    # the people's details repeat on every row: each distinct text cleaned once
+    cleaned_of = {t: clean(t) for t in set().union(*cells.rows.values())}.__getitem__
     for number, texts in sorted(cells.rows.items()):
-        if len(texts) != _WIDTH:
-            return None
-        cleaned = [seen[t] if t in seen else seen.setdefault(t, clean(t)) for t in texts]
+        cleaned = tuple(map(cleaned_of, texts))
         if not any(cleaned):
             continue  # a blank row is no data row
         if not all(cleaned):
@@ -85,7 +86,7 @@ def valid_form(cells: SheetCells) -> DelegateForm | None:
                 known[text] = normalise(text)
             except InvalidValue:
                 return None
-        canonical.append([known[t] for t in texts])
+        canonical.append(tuple(map(known.__getitem__, texts)))
     agreed = []
     for values in canonical[:_PERSON_COLUMNS]:
         distinct = set(values)
