@@ -57,11 +57,11 @@ def valid_form(cells: SheetCells) -> DelegateForm | None:
     header = tuple(cells.header[:_WIDTH]) + ("",) * (_WIDTH - len(cells.header))
     if tuple(clean(h) for h in header) != TITLES:
         return None
-    numbers, rows = [], []
     if any(len(texts) != _WIDTH for texts in cells.rows.values()):
         return None
     # the people's details repeat on every row: each distinct text cleaned once
     cleaned_of = {t: clean(t) for t in set().union(*cells.rows.values())}.__getitem__
+    numbers, rows = [], []
     for number, texts in sorted(cells.rows.items()):
         cleaned = tuple(map(cleaned_of, texts))
         if not any(cleaned):
