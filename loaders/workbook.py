@@ -805,25 +805,28 @@ _QUICK_ROOT = re.compile(
     r'<worksheet xmlns="http://schemas\.openxmlformats\.org/spreadsheetml/2006/main"[ >]'
 )
 _NAME, _VALUE = r"[A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?", r'="[^"<]*"'  # an attribute's (ASCII)
-_WS = r"[ \t\r\n]*"  # XML's white space only
+# XML's white space only. Possessive: what follows it never starts with white space, so a match that
+# fails after a long run of it does not try again with every shorter run.
+_WS = r"[ \t\r\n]*+"
 
 
 def _row_cell(letter: str) -> str:
-    """A cell of column `letter` in the row being matched, if there is one: inline text (captured),
-    a shared string's index (captured), or empty (formatted only, of any type)."""
-    return (rf'(?:{_WS}<c r="{letter}(?P=row)"(?: s="[0-9]{{1,5}}")?'
+    """A cell of column `letter` in the row being matched, if there is one, and the white space after
+    it: inline text (captured), a shared string's index (captured), or empty (formatted only)."""
+    return (rf'(?:<c r="{letter}(?P=row)"(?: s="[0-9]{{1,5}}")?'
             rf'(?: t="inlineStr">{_WS}<is>{_WS}<t(?: xml:space="preserve")?>([^<]*)</t>{_WS}</is>{_WS}</c>'
             rf'| t="s">{_WS}<v>{_WS}([0-9]{{1,9}}){_WS}</v>{_WS}</c>'
-            rf'|(?: t="[A-Za-z]{{1,9}}")?{_WS}/>))?')
+            rf'|(?: t="[A-Za-z]{{1,9}}")?{_WS}/>){_WS})?')
 
 
 # A whole row, its cells in column order and each of the row's number (the backreference), with the
 # white space after it: 1 all of it, 2 its number, 3 its other attributes, then for each of A-K its
-# inline text and its shared string index. It starts with a literal, so that text between rows costs
-# one search, not a failed match at every character (which white space would make quadratic).
+# inline text and its shared string index. White space goes with what precedes it, read once. The
+# expression starts with a literal, so that text between rows costs one search, not a failed match
+# at every character.
 _QUICK_ROW = re.compile(
     rf'(<row r="(?P<row>[1-9][0-9]{{0,6}})"((?: (?!xmlns){_NAME}{_VALUE})*){_WS}'
-    + "(?:/>|>" + "".join(map(_row_cell, COLUMN_LETTERS)) + rf"{_WS}</row>){_WS})"
+    + f"(?:/>|>{_WS}" + "".join(map(_row_cell, COLUMN_LETTERS)) + rf"</row>){_WS})"
 )
 _WS_RUN = re.compile(_WS)
 _ATTRIBUTE_NAME = re.compile(f" ({_NAME}){_VALUE}")
@@ -953,8 +956,10 @@ def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared:
     """The sheet data's cells: matched a row at a time (every row of the usual shape), then worked
     out a column at a time, each distinct text once (a form repeats its people on every row)."""
     start = _WS_RUN.match(text, start, end).end()
+    if text.count("<row", start, end) > MAX_ROWS:  # before the matches: they would all be held
+        raise _NotQuick
     found = _QUICK_ROW.findall(text, start, end)
-    if sum(len(row[0]) for row in found) != end - start or len(found) > MAX_ROWS:  # something else there
+    if sum(len(row[0]) for row in found) != end - start:  # something else there
         raise _NotQuick
     if not found:
         return SheetCells(sheet_names=names, has_form_sheet=True, header=("",) * _WIDTH, rows={})
