@@ -27,7 +27,7 @@ import unicodedata
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterable, Iterator
 from io import BytesIO
 from xml.etree import ElementTree as ET
 
@@ -972,14 +972,22 @@ def _quick_rows(text: str, start: int, end: int, names: tuple[str, ...], shared:
     inline, indexed = cells[0::2], cells[1::2]  # by column; "" where the cell has none
     inline_cells = {t: _inline_cell(t) for t in set().union(*inline)}
     shared_cells = {i: _shared_cell(shared, i) for i in set().union(*indexed)}
-    columns = [map(inline_cells.__getitem__, texts) if not any(indexes)
-               else map(shared_cells.__getitem__, indexes) if not any(texts)
-               else [inline_cells[t] or shared_cells[i] for t, i in zip(texts, indexes, strict=True)]
+    columns = [_column(texts, indexes, inline_cells, shared_cells)
                for texts, indexes in zip(inline, indexed, strict=True)]
     rows = dict(zip(numbers, zip(*columns, strict=True), strict=True))
     header = rows.pop(1, ("",) * _WIDTH)
     return SheetCells(sheet_names=names, has_form_sheet=True, header=header,
                       rows={number: values for number, values in rows.items() if any(values)})
+
+
+def _column(texts: tuple[str, ...], indexes: tuple[str, ...], inline_cells: dict[str, str],
+            shared_cells: dict[str, str]) -> Iterable[str]:
+    """A column's values: each cell's inline text or shared string ("" maps to "" in both)."""
+    if not any(indexes):  # the usual columns, all inline strings or all shared: looked up at C speed
+        return map(inline_cells.__getitem__, texts)
+    if not any(texts):
+        return map(shared_cells.__getitem__, indexes)
+    return [inline_cells[t] or shared_cells[i] for t, i in zip(texts, indexes, strict=True)]
 
 
 def _inline_cell(text: str) -> str:
@@ -991,9 +999,10 @@ def _inline_cell(text: str) -> str:
 def _shared_cell(shared: list[str], index: str) -> str:
     if not index:
         return ""
-    if int(index) >= len(shared):
+    at = int(index)
+    if at >= len(shared):
         raise _NotQuick
-    return _short(shared[int(index)])
+    return _short(shared[at])
 
 
 def _short(cell: str) -> str:
