@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flows import faults
+from flows.cores import Cores
 from flows.judge import YOUNG_GENERATION, Judgement, Judges, Lookahead, Verdict, sha256
 from flows.settings import Settings
 from grants.errors import REQUESTER_IDENTITY_CODES
@@ -100,10 +101,11 @@ class Deps:
     """
 
     def __init__(self, settings: Settings, store, inbox, transport, private_keys: list[bytes], signers: dict,
-                 tuning: Tuning | None = None):
+                 tuning: Tuning | None = None, cores: Cores | None = None):
         self.settings, self.store, self.inbox, self.transport = settings, store, inbox, transport
         self.private_keys, self.signers = private_keys, signers
         self.tuning = tuning or Tuning()
+        self.cores = cores  # the run's slot among the machine's runs (None: it counts as alone)
         self.mail_down = False
         self.met_another_worker = False  # a file this run tried was held by another (`fetch_and_claim`)
         self._judges: Judges | None = None
@@ -120,9 +122,17 @@ class Deps:
         """Is this batch long enough to go through in stages?"""
         return 0 < self.tuning.staged_min_files <= len(items)
 
+    def crowded(self) -> bool:
+        """Does another run share this machine? Then this one keeps to a core of its own and judges
+        in its own thread until it is alone again (flows/cores.py)."""
+        return self.cores is not None and self.cores.crowded()
+
     def lookahead(self, items: list, run_id: str) -> Lookahead | None:
-        """Claiming and judging ahead for a batch of `items`, when it is long enough to be worth a pool."""
-        if not self.staged(items) or self.judges.workers <= 0:
+        """Claiming and judging ahead for a batch of `items`, when it is long enough to be worth a pool
+        and the run has the machine's other cores to itself."""
+        if not self.staged(items):
+            return None
+        if self.crowded() or self.judges.workers <= 0:  # crowded() first: it keeps the run to its core
             return None
         from loaders.store import intake
 
@@ -138,6 +148,8 @@ class Deps:
         """Stop the judging workers and close the database's connections."""
         if self._judges is not None:
             self._judges.close()
+        if self.cores is not None:
+            self.cores.close()
         self.store.dispose()
 
     @classmethod
@@ -161,6 +173,7 @@ class Deps:
             private_keys=private_keys,
             signers=signers_of(store),
             tuning=tuning,
+            cores=Cores.from_env(),
         )
 
 

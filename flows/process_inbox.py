@@ -92,7 +92,8 @@ def run_once(settings: Settings, report_json: str | None = None, tuning: Tuning 
     try:
         mail = _add({}, deliver_mail.with_options(**io)(deps))  # an earlier run's mail first: it has waited longest
         items = list_inbox.with_options(**io)(deps)
-        if deps.staged(items):  # its judging workers start while earlier runs' leftovers are finished
+        # its judging workers start while earlier runs' leftovers are finished (none if it shares the machine)
+        if deps.staged(items) and not deps.crowded():
             deps.judges.warm_up()
         batch = Batch(done=finish_dead_workers(deps, items, report.run_id))
         for start in range(0, len(items), BATCH):

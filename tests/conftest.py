@@ -7,10 +7,15 @@ cases are skipped, unless DELEGATION_REQUIRE_POSTGRES=1 (as CI sets it): then th
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
+
+# Each test process finds only its own runs on the machine (flows/cores.py): a run of the other
+# pytest process must not make a test's run keep to one core and judge without its workers.
+os.environ.setdefault("DELEGATION_RUNS_DIR", tempfile.mkdtemp(prefix="delegation-runs-"))
 
 PG_ADMIN_URL = os.environ.get("DELEGATION_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parent.parent

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.cores import Cores
 from flows.judge import Judges, Lookahead, judge_sealed
 from flows.pipeline import process_items
 from tests.pipeline_builders import (
@@ -30,6 +31,7 @@ from tests.pipeline_builders import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+ALL_CPUS = os.sched_getaffinity(0)
 
 
 def test_a_mixed_inbox_judged_ahead_by_worker_processes_ends_exactly_as_expected(tmp_path, sqlite_url):
@@ -42,6 +44,31 @@ def test_a_mixed_inbox_judged_ahead_by_worker_processes_ends_exactly_as_expected
     finally:
         deps.close()
 
+    assert batch.failed == [] and batch.stopped is None
+    assert_exactly_once(world, [o.to_report() for o in batch.done])
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_a_run_sharing_the_machine_keeps_to_its_core_and_judges_in_its_own_thread(tmp_path, sqlite_url,
+                                                                                 monkeypatch):
+    monkeypatch.setenv("DELEGATION_RUNS_DIR", str(tmp_path / "runs"))
+    world = make_world(tmp_path, sqlite_url)
+    world.drop(*mixed_inbox(world, valid=10))
+    deps = deps_for(world, staged=True)
+    other = Cores(tmp_path / "runs")  # another run on this machine, started after this one
+    seen = []
+    judge_here = deps.judges.here
+    monkeypatch.setattr(deps.judges, "here", lambda data: seen.append(os.sched_getaffinity(0)) or judge_here(data))
+    try:
+        batch = process_items(deps, waiting(deps), run_id="crowded")
+        assert deps.judges._pool is None, "no judging workers while another run shares the machine"
+        assert seen and all(cpus == {deps.cores.own} for cpus in seen), "judged in the run's thread, on its core"
+        other.close()
+        assert deps.crowded() is False and os.sched_getaffinity(0) == ALL_CPUS, "alone again: every core"
+    finally:
+        other.close()
+        deps.close()
+    assert os.sched_getaffinity(0) == ALL_CPUS
     assert batch.failed == [] and batch.stopped is None
     assert_exactly_once(world, [o.to_report() for o in batch.done])
 
