@@ -8,10 +8,11 @@ its own and judging in its own thread went 36 -> 23-25 ms a form (docs/performan
 
 So each run takes a slot when it starts: one lock file per CPU, in a folder the machine's runs
 share, held with flock until the run ends (the kernel lets go of it however the process ends, a
-SIGKILL included: a slot is never left taken by a dead run). Before each batch the run looks for
-other slots taken: if one is, it keeps all its threads to its own core and judges in its own
-thread; once it is alone again it may use every core again. A run that finds no slot free (more
-runs than cores) judges in its own thread and leaves the cores to the scheduler.
+SIGKILL included: a slot is never left taken by a dead run). Before each file it judges, the run
+looks for other slots taken (at most every 0.2 s): while one is, it keeps all its threads to its
+own core and judges in its own thread; once it is alone again, it may use every core again. A run
+that finds no slot free (more runs than cores) judges in its own thread and leaves the cores to
+the scheduler.
 
 Linux only (affinity by thread); elsewhere, or with DELEGATION_RUNS_DIR=off, a run is always alone.
 """
@@ -22,10 +23,12 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 OFF = "off"
+RECHECK_SECONDS = 0.2
 
 
 def default_folder() -> Path:
@@ -45,6 +48,7 @@ class Cores:
         self._cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
         self._mask: set[int] | None = None  # what the run's threads were last kept to (None: as started)
         self._started_mask = os.sched_getaffinity(0)
+        self._crowded, self._checked_at = False, -RECHECK_SECONDS
         folder = Path(folder or default_folder())
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
@@ -88,10 +92,14 @@ class Cores:
 
     def crowded(self) -> bool:
         """Is another run on the machine (or no slot left for this one)? Keeps the run's threads to
-        its own core while so, and lets them use the cores they started with once it is alone."""
-        crowded = self.own is None or self.others() > 0
-        self._keep_to(({self.own} if self.own is not None else None) if crowded else self._started_mask)
-        return crowded
+        its own core while so, and lets them use the cores they started with once it is alone.
+        Looked at again at most every RECHECK_SECONDS (a run asks before each file)."""
+        now = time.monotonic()
+        if now - self._checked_at >= RECHECK_SECONDS:
+            self._checked_at = now
+            self._crowded = self.own is None or self.others() > 0
+            self._keep_to(({self.own} if self.own is not None else None) if self._crowded else self._started_mask)
+        return self._crowded
 
     def close(self) -> None:
         """Give the slot back (the run's threads as they started)."""

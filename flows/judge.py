@@ -117,15 +117,17 @@ def _judge_safely(plaintext: bytes) -> Verdict:
 
 
 class Judges:
-    """Judges sealed files: in `workers` processes (started on first use), or here when 0.
+    """Judges sealed files: in `workers` processes (started on first use), or here when 0 or while
+    `crowded()` (another run shares the machine's cores: flows/cores.py).
 
     The keys and the signers' directory go to each worker once, when it starts.
     """
 
     def __init__(self, private_keys: Sequence[bytes], signers: Mapping | None, require_signature: bool,
-                 workers: int):
+                 workers: int, crowded: Callable[[], bool] = lambda: False):
         self._args = (list(private_keys), dict(signers or {}), require_signature)
         self.workers = workers
+        self._crowded = crowded
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def here(self, data: bytes) -> Judgement:
@@ -133,7 +135,7 @@ class Judges:
 
     def submit(self, data: bytes) -> Callable[[], Judgement]:
         """Start judging `data`; returns the call that waits for (or, without a pool, makes) the judgement."""
-        if self.workers <= 0:
+        if self.workers <= 0 or self._crowded():
             return lambda: self.here(data)
         with _bare_main():  # a worker may be started by this call
             pool = self._started()

@@ -115,7 +115,7 @@ class Deps:
         """What opens, reads and validates the files: worker processes from the first long batch on."""
         if self._judges is None:
             self._judges = Judges(self.private_keys, self.signers, self.settings.require_signature,
-                                  workers=self.tuning.judge_workers)
+                                  workers=self.tuning.judge_workers, crowded=self.crowded)
         return self._judges
 
     def staged(self, items: list) -> bool:
@@ -123,16 +123,13 @@ class Deps:
         return 0 < self.tuning.staged_min_files <= len(items)
 
     def crowded(self) -> bool:
-        """Does another run share this machine? Then this one keeps to a core of its own and judges
-        in its own thread until it is alone again (flows/cores.py)."""
+        """Does another run share this machine? Then this one keeps to a core of its own, and judges
+        each next file in its own thread, until it is alone again (flows/cores.py)."""
         return self.cores is not None and self.cores.crowded()
 
     def lookahead(self, items: list, run_id: str) -> Lookahead | None:
-        """Claiming and judging ahead for a batch of `items`, when it is long enough to be worth a pool
-        and the run has the machine's other cores to itself."""
-        if not self.staged(items):
-            return None
-        if self.crowded() or self.judges.workers <= 0:  # crowded() first: it keeps the run to its core
+        """Claiming and judging ahead for a batch of `items`, when it is long enough to be worth a pool."""
+        if not self.staged(items) or self.judges.workers <= 0:
             return None
         from loaders.store import intake
 
@@ -423,6 +420,8 @@ def process_items(deps: Deps, items: list, *, run_id: str, batch: Batch | None =
     committed ones delivered and archived in turn (`Finisher`).
     """
     batch = batch or Batch()
+    if deps.staged(items):
+        deps.crowded()  # a run beside it on the machine: this one keeps to its own core from now on
     ahead = deps.lookahead(items, run_id)
     finisher = Finisher(deps) if deps.staged(items) else None
     try:

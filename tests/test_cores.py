@@ -16,6 +16,12 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Li
 ALL = sorted(os.sched_getaffinity(0))
 
 
+@pytest.fixture(autouse=True)
+def look_every_time(monkeypatch):
+    """A run looks for the others at most every 0.2 s; here at each question."""
+    monkeypatch.setattr("flows.cores.RECHECK_SECONDS", 0)
+
+
 def affinity_of_threads() -> dict[int, frozenset[int]]:
     return {int(tid): frozenset(os.sched_getaffinity(int(tid))) for tid in os.listdir("/proc/self/task")}
 

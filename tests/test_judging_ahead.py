@@ -52,6 +52,7 @@ def test_a_mixed_inbox_judged_ahead_by_worker_processes_ends_exactly_as_expected
 def test_a_run_sharing_the_machine_keeps_to_its_core_and_judges_in_its_own_thread(tmp_path, sqlite_url,
                                                                                  monkeypatch):
     monkeypatch.setenv("DELEGATION_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr("flows.cores.RECHECK_SECONDS", 0)
     world = make_world(tmp_path, sqlite_url)
     world.drop(*mixed_inbox(world, valid=10))
     deps = deps_for(world, staged=True)
@@ -71,6 +72,21 @@ def test_a_run_sharing_the_machine_keeps_to_its_core_and_judges_in_its_own_threa
     assert os.sched_getaffinity(0) == ALL_CPUS
     assert batch.failed == [] and batch.stopped is None
     assert_exactly_once(world, [o.to_report() for o in batch.done])
+
+
+def test_files_are_judged_in_the_run_s_thread_while_another_run_shares_the_machine(tmp_path):
+    keys = make_keys(tmp_path / "keys")
+    data = seal(sample("valid_500.xlsx"), keys)
+    crowded = [True]
+    judges = Judges([keys.private_pem], {}, require_signature=False, workers=1, crowded=lambda: crowded[0])
+    try:
+        assert judges.submit(data)() == judge_sealed(data, [keys.private_pem], {}, require_signature=False)
+        assert judges._pool is None, "no worker started while crowded"
+        crowded[0] = False  # the other run ended: the next file goes to a worker
+        assert judges.submit(data)() == judge_sealed(data, [keys.private_pem], {}, require_signature=False)
+        assert judges._pool is not None
+    finally:
+        judges.close()
 
 
 @pytest.mark.parametrize("name", ["valid_500.xlsx", "invalid_many_errors.xlsx", "file_NOT_XLSX_macro.xlsx"])
