@@ -7,15 +7,10 @@ cases are skipped, unless DELEGATION_REQUIRE_POSTGRES=1 (as CI sets it): then th
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
-
-# Each test process finds only its own runs on the machine (flows/cores.py): a run of the other
-# pytest process must not make a test's run keep to one core and judge without its workers.
-os.environ.setdefault("DELEGATION_RUNS_DIR", tempfile.mkdtemp(prefix="delegation-runs-"))
 
 PG_ADMIN_URL = os.environ.get("DELEGATION_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REPO = Path(__file__).resolve().parent.parent
@@ -69,3 +64,11 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(monkeypatch, tmp_path_factory):
+    """Each test's runs find only each other on the machine (flows/cores.py): a run of another test
+    (the other pytest process, or one left open earlier) must not make this test's runs keep to one
+    core and judge without their workers."""
+    monkeypatch.setenv("DELEGATION_RUNS_DIR", str(tmp_path_factory.mktemp("runs")))
