@@ -45,14 +45,12 @@ class Cores:
     def __init__(self, folder: str | os.PathLike | None = None, cpus: Sequence[int] | None = None):
         self.own: int | None = None
         self._fds: dict[int, int] = {}
-        self._cpus = sorted(cpus if cpus is not None else os.sched_getaffinity(0))
-        self._mask: set[int] | None = None  # what the run's threads were last kept to (None: as started)
-        self._started_mask = os.sched_getaffinity(0)
+        self._started_mask = self._mask = os.sched_getaffinity(0)  # _mask: what the threads are kept to
         self._crowded, self._checked_at = False, -RECHECK_SECONDS
         folder = Path(folder or default_folder())
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            for cpu in self._cpus:
+            for cpu in sorted(cpus if cpus is not None else self._started_mask):
                 self._fds[cpu] = os.open(folder / f"cpu-{cpu}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError:
             self.close()
@@ -98,7 +96,10 @@ class Cores:
         if now - self._checked_at >= RECHECK_SECONDS:
             self._checked_at = now
             self._crowded = self.own is None or self.others() > 0
-            self._keep_to(({self.own} if self.own is not None else None) if self._crowded else self._started_mask)
+            if not self._crowded:
+                self._keep_to(self._started_mask)
+            elif self.own is not None:
+                self._keep_to({self.own})
         return self._crowded
 
     def close(self) -> None:
@@ -108,8 +109,8 @@ class Cores:
         for fd in fds.values():
             os.close(fd)
 
-    def _keep_to(self, mask: set[int] | None) -> None:
-        if mask is None or mask == (self._mask or self._started_mask):
+    def _keep_to(self, mask: set[int]) -> None:
+        if mask == self._mask:
             return
         for tid in os.listdir("/proc/self/task"):
             with contextlib.suppress(OSError):  # a thread that ended meanwhile

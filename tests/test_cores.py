@@ -36,7 +36,9 @@ def test_each_run_takes_a_slot_of_its_own_and_gives_it_back(tmp_path):
         third.close()
         second.close()
         assert first.others() == 0
-        assert Cores(tmp_path, cpus=[0, 1]).own == 1  # the slot given back is taken again
+        again = Cores(tmp_path, cpus=[0, 1])
+        assert again.own == 1  # the slot given back is taken again
+        again.close()
     finally:
         first.close()
         second.close()
@@ -88,7 +90,7 @@ def test_a_crowded_run_keeps_every_thread_to_its_core_and_lets_go_when_alone(tmp
 
 
 def test_no_slot_left_means_crowded_without_keeping_to_a_core(tmp_path):
-    taken = [Cores(tmp_path, cpus=[0])]
+    taken = Cores(tmp_path, cpus=[0])
     run = Cores(tmp_path, cpus=[0])
     try:
         assert run.own is None
@@ -96,7 +98,7 @@ def test_no_slot_left_means_crowded_without_keeping_to_a_core(tmp_path):
         assert set(affinity_of_threads().values()) == {frozenset(ALL)}
     finally:
         run.close()
-        taken[0].close()
+        taken.close()
 
 
 def test_runs_dir_off_means_always_alone(monkeypatch, tmp_path):

@@ -51,12 +51,11 @@ def test_a_mixed_inbox_judged_ahead_by_worker_processes_ends_exactly_as_expected
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_a_run_sharing_the_machine_keeps_to_its_core_and_judges_in_its_own_thread(tmp_path, sqlite_url,
                                                                                  monkeypatch):
-    monkeypatch.setenv("DELEGATION_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setattr("flows.cores.RECHECK_SECONDS", 0)
     world = make_world(tmp_path, sqlite_url)
     world.drop(*mixed_inbox(world, valid=10))
     deps = deps_for(world, staged=True)
-    other = Cores(tmp_path / "runs")  # another run on this machine, started after this one
+    other = Cores(os.environ["DELEGATION_RUNS_DIR"])  # another run on this machine (the test's runs folder)
     seen = []
     judge_here = deps.judges.here
     monkeypatch.setattr(deps.judges, "here", lambda data: seen.append(os.sched_getaffinity(0)) or judge_here(data))
